@@ -1,0 +1,87 @@
+#!/usr/bin/env node
+import { Command } from 'commander';
+import { ConfigError, loadConfig, type LoadOptions } from './config/load.js';
+import { startServer } from './runtime/server.js';
+import { VERSION } from './version.js';
+
+interface ServerFlags {
+  config?: string;
+  listenAddr?: string;
+  dataDir?: string;
+  workers?: string;
+  logLevel?: string;
+  logFormat?: string;
+}
+
+/** Flags are the last config layer; only the ones given override. */
+function flagTree(f: ServerFlags): NonNullable<LoadOptions['flags']> {
+  const server: Record<string, unknown> = {};
+  const log: Record<string, unknown> = {};
+  const backend: Record<string, unknown> = {};
+  if (f.listenAddr !== undefined) server.listen_addr = f.listenAddr;
+  if (f.workers !== undefined) server.workers = f.workers;
+  if (f.logLevel !== undefined) log.level = f.logLevel;
+  if (f.logFormat !== undefined) log.format = f.logFormat;
+  if (f.dataDir !== undefined) backend.localfs_root_path = f.dataDir;
+  return { server, log, backend };
+}
+
+function reportConfigError(err: unknown): never {
+  if (err instanceof ConfigError) {
+    process.stderr.write(`callfs: ${err.message}\n`);
+    process.exit(2);
+  }
+  throw err;
+}
+
+const program = new Command('callfs')
+  .description('CallFS: a clustered REST file server')
+  .version(VERSION);
+
+program
+  .command('server')
+  .description('run the server (no config: quickstart on :8443 with ./data and SQLite)')
+  .option('-c, --config <file>', 'YAML or JSON config file')
+  .option('--listen-addr <addr>', 'listen address, e.g. :8443 or 127.0.0.1:8443')
+  .option('--data-dir <dir>', 'localfs root (backend.localfs_root_path)')
+  .option('--workers <n>', 'worker processes (server.workers)')
+  .option('--log-level <level>', 'trace|debug|info|warn|error')
+  .option('--log-format <format>', 'json|console')
+  .action(async (flags: ServerFlags) => {
+    let loaded;
+    try {
+      loaded = loadConfig({ file: flags.config, flags: flagTree(flags) });
+    } catch (err) {
+      reportConfigError(err);
+    }
+    const running = await startServer(loaded);
+    const shutdown = (signal: string) => {
+      running.log.info({ signal }, 'shutting down');
+      running.stop().then(
+        () => process.exit(0),
+        () => process.exit(1),
+      );
+    };
+    process.once('SIGTERM', () => shutdown('SIGTERM'));
+    process.once('SIGINT', () => shutdown('SIGINT'));
+  });
+
+const config = program.command('config').description('configuration tools');
+config
+  .command('validate')
+  .description('check a config file: exit 0, or print every problem and exit non-zero')
+  .requiredOption('-c, --config <file>', 'YAML or JSON config file')
+  .action((flags: { config: string }) => {
+    try {
+      const loaded = loadConfig({ file: flags.config });
+      for (const key of loaded.unknownKeys) process.stderr.write(`warning: unknown key ignored: ${key}\n`);
+      process.stdout.write(`${flags.config}: ok\n`);
+    } catch (err) {
+      reportConfigError(err);
+    }
+  });
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  process.stderr.write(`callfs: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});

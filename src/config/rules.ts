@@ -1,0 +1,99 @@
+import type { Config } from './schema.js';
+
+/** User ids CallFS assigns itself; a configured user may not take them. */
+export const RESERVED_USER = /^(root|internal-proxy|api-user-\d+)$/;
+export const MIN_KEY_LENGTH = 16;
+
+/** api_key_users first (stable ids), then legacy api_keys as api-user-N. */
+export function identities(config: Config): Array<{ user: string; key: string }> {
+  return [
+    ...Object.entries(config.auth.api_key_users).map(([user, key]) => ({ user, key })),
+    ...config.auth.api_keys.map((key, i) => ({ user: `api-user-${i}`, key })),
+  ];
+}
+
+/** A cluster needs shared metadata, shared locks and secrets every instance knows. */
+export function isClusterMode(config: Config): boolean {
+  return (
+    config.dlm.type === 'redis' ||
+    config.instance_discovery.redis_registration ||
+    Object.keys(config.instance_discovery.peer_endpoints).length > 0
+  );
+}
+
+/** Checks that span several keys; each problem names its key. Never echoes a secret. */
+export function semanticProblems(config: Config, ctx: { quickstart: boolean }): string[] {
+  const problems: string[] = [];
+  const ids = identities(config);
+  if (ids.length === 0 && !ctx.quickstart) {
+    problems.push('auth.api_keys: no API key configured (set auth.api_keys or auth.api_key_users)');
+  }
+  const seen = new Map<string, string>();
+  for (const { user, key } of ids) {
+    const where = user.startsWith('api-user-')
+      ? `auth.api_keys[${user.slice('api-user-'.length)}]`
+      : `auth.api_key_users.${user}`;
+    if (!user.startsWith('api-user-') && RESERVED_USER.test(user)) {
+      problems.push(`${where}: "${user}" is a reserved user id`);
+    }
+    if (!/^[A-Za-z0-9._@-]{1,64}$/.test(user)) {
+      problems.push(`${where}: user id must be 1-64 chars of [A-Za-z0-9._@-]`);
+    }
+    if (key.length < MIN_KEY_LENGTH) {
+      problems.push(`${where}: key shorter than ${MIN_KEY_LENGTH} characters`);
+    }
+    const other = seen.get(key);
+    if (other) problems.push(`${where}: same key as ${other}`);
+    else seen.set(key, where);
+  }
+  const secret = config.auth.internal_proxy_secret;
+  if (secret !== '' && secret.length < MIN_KEY_LENGTH) {
+    problems.push(`auth.internal_proxy_secret: shorter than ${MIN_KEY_LENGTH} characters`);
+  }
+  if (secret !== '' && seen.has(secret)) {
+    problems.push('auth.internal_proxy_secret: must differ from every API key');
+  }
+  const linkSecret = config.auth.single_use_link_secret;
+  if (linkSecret !== '' && linkSecret.length < MIN_KEY_LENGTH) {
+    problems.push(`auth.single_use_link_secret: shorter than ${MIN_KEY_LENGTH} characters`);
+  }
+  const { server } = config;
+  if (server.protocol === 'https' && (server.cert_file === '' || server.key_file === '')) {
+    problems.push('server.cert_file: protocol https needs server.cert_file and server.key_file');
+  }
+  if ((server.cert_file === '') !== (server.key_file === '')) {
+    problems.push('server.key_file: cert_file and key_file go together');
+  }
+  if (parseListenAddr(server.listen_addr) === null) {
+    problems.push(`server.listen_addr: not a [host]:port address: "${server.listen_addr}"`);
+  }
+  if (config.metrics.listen_addr !== '' && parseListenAddr(config.metrics.listen_addr) === null) {
+    problems.push(`metrics.listen_addr: not a [host]:port address: "${config.metrics.listen_addr}"`);
+  }
+  if (config.metadata_store.type === 'postgres' && config.metadata_store.dsn === '') {
+    problems.push('metadata_store.dsn: required when metadata_store.type is postgres');
+  }
+  if (config.dlm.type === 'redis' && config.dlm.redis_addr === '') {
+    problems.push('dlm.redis_addr: required when dlm.type is redis');
+  }
+  if (isClusterMode(config)) {
+    if (config.metadata_store.type !== 'postgres') {
+      problems.push('metadata_store.type: a cluster (redis dlm or peers) needs postgres');
+    }
+    if (secret === '') problems.push('auth.internal_proxy_secret: required in cluster mode');
+    if (linkSecret === '') problems.push('auth.single_use_link_secret: required in cluster mode');
+  }
+  if (config.backend.default_backend === 's3' && config.backend.s3_bucket_name === '') {
+    problems.push('backend.s3_bucket_name: required when default_backend is s3');
+  }
+  return problems;
+}
+
+/** ":8443", "0.0.0.0:8443", "[::1]:8443" → host/port; null when malformed. */
+export function parseListenAddr(addr: string): { host: string; port: number } | null {
+  const m = /^(?:\[([^\]]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(addr.trim());
+  if (!m) return null;
+  const port = Number(m[3]);
+  if (port > 65535) return null;
+  return { host: m[1] ?? m[2] ?? '', port };
+}

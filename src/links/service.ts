@@ -1,0 +1,76 @@
+import type { Readable } from 'node:stream';
+import { CallFSError, errors } from '../core/errors.js';
+import type { Engine } from '../core/engine.js';
+import type { Identity } from '../core/identity.js';
+import type { Entry, MetadataStore } from '../metadata/types.js';
+import { linkConsumptions, linkGenerations } from '../observability/metrics.js';
+import { linkRecordId, mintToken, verifyToken } from './tokens.js';
+
+export const MAX_LINK_SECONDS = 86_400;
+
+/** Generates and redeems single-use download links. */
+export class LinkService {
+  constructor(
+    private readonly engine: Engine,
+    private readonly store: MetadataStore,
+    private readonly secret: string,
+    /** server.external_url; empty = the origin the request came to. */
+    private readonly externalUrl: string,
+  ) {}
+
+  async generate(
+    path: string,
+    expirySeconds: number,
+    who: Identity,
+    requestOrigin: string,
+  ): Promise<{ token: string; url: string; expires_at: string }> {
+    if (!Number.isInteger(expirySeconds) || expirySeconds < 1 || expirySeconds > MAX_LINK_SECONDS) {
+      throw errors.invalidRequest(`expiry_seconds must be an integer in 1..${MAX_LINK_SECONDS}`);
+    }
+    const entry = await this.engine.stat(path);
+    if (entry.type !== 'file') throw errors.invalidRequest(`not a file: ${path}`, { path });
+    const expiresAt = new Date(Date.now() + expirySeconds * 1000);
+    const { token, id } = mintToken(this.secret, expiresAt);
+    await this.store.createLink({ id: linkRecordId(id), path, createdBy: who.user, expiresAt });
+    linkGenerations.inc();
+    return {
+      token,
+      url: `${this.externalUrl.replace(/\/+$/, '') || requestOrigin}/download/${token}`,
+      expires_at: new Date(Math.floor(expiresAt.getTime() / 1000) * 1000).toISOString(),
+    };
+  }
+
+  /** Redeems a token exactly once; the caller streams the result. */
+  async consume(token: string): Promise<{ entry: Entry; body: Readable }> {
+    const parts = verifyToken(this.secret, token);
+    if (!parts) return this.fail('invalid', 'LINK_NOT_FOUND', 'unknown link');
+    if (parts.expiresAt.getTime() <= Date.now()) {
+      return this.fail('expired', 'LINK_EXPIRED', 'link expired');
+    }
+    const result = await this.store.consumeLink(linkRecordId(parts.id), new Date());
+    switch (result.status) {
+      case 'not_found':
+        return this.fail('not_found', 'LINK_NOT_FOUND', 'unknown link');
+      case 'expired':
+        return this.fail('expired', 'LINK_EXPIRED', 'link expired');
+      case 'used':
+        return this.fail('invalid', 'LINK_USED', 'link already used');
+      case 'ok':
+        break;
+    }
+    const entry = await this.engine.stat(result.path as string);
+    if (entry.type !== 'file') throw errors.notFound(entry.path);
+    const body = await this.engine.openFile(entry);
+    linkConsumptions.inc({ status: 'success' });
+    return { entry, body };
+  }
+
+  private fail(
+    status: 'invalid' | 'expired' | 'not_found',
+    code: 'LINK_NOT_FOUND' | 'LINK_EXPIRED' | 'LINK_USED',
+    message: string,
+  ): never {
+    linkConsumptions.inc({ status });
+    throw new CallFSError(code, message);
+  }
+}

@@ -1,0 +1,58 @@
+import { LRUCache } from 'lru-cache';
+import { cacheOps, cacheSize } from '../observability/metrics.js';
+import type { Entry } from './types.js';
+
+const CACHE_TYPE = 'metadata';
+
+/**
+ * Bounded per-process LRU of entries with a TTL. Only positive lookups are
+ * cached; every mutation invalidates (locally, and through the invalidation
+ * bus in other processes), so a TTL only bounds staleness if a message is lost.
+ */
+export class MetadataCache {
+  private readonly lru: LRUCache<string, Entry> | null;
+
+  constructor(opts: { maxEntries: number; ttlMs: number; enabled: boolean }) {
+    this.lru =
+      opts.enabled && opts.maxEntries > 0
+        ? new LRUCache<string, Entry>({
+            max: opts.maxEntries,
+            ttl: opts.ttlMs > 0 ? opts.ttlMs : undefined,
+            dispose: (_v, _k, reason) => {
+              if (reason === 'evict')
+                cacheOps.inc({ operation: 'eviction', cache_type: CACHE_TYPE });
+            },
+          })
+        : null;
+    cacheSize.set({ cache_type: CACHE_TYPE }, 0);
+  }
+
+  get(path: string): Entry | undefined {
+    if (!this.lru) return undefined;
+    const hit = this.lru.get(path);
+    cacheOps.inc({ operation: hit ? 'hit' : 'miss', cache_type: CACHE_TYPE });
+    return hit;
+  }
+
+  set(entry: Entry): void {
+    if (!this.lru) return;
+    this.lru.set(entry.path, entry);
+    cacheOps.inc({ operation: 'update', cache_type: CACHE_TYPE });
+    cacheSize.set({ cache_type: CACHE_TYPE }, this.lru.size);
+  }
+
+  /** Drops `path`; with `subtree`, everything below it too (directory moves). */
+  invalidate(path: string, subtree = false): void {
+    if (!this.lru) return;
+    this.lru.delete(path);
+    if (subtree) {
+      const prefix = path === '/' ? '/' : path + '/';
+      for (const key of this.lru.keys()) if (key.startsWith(prefix)) this.lru.delete(key);
+    }
+    cacheSize.set({ cache_type: CACHE_TYPE }, this.lru.size);
+  }
+
+  get size(): number {
+    return this.lru?.size ?? 0;
+  }
+}

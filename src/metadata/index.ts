@@ -1,0 +1,30 @@
+/**
+ * Picks the metadata store from config. SQLite is the single-node default;
+ * PostgreSQL is required as soon as more than one instance shares a namespace.
+ */
+import { errors } from '../core/errors.js';
+import { PostgresStore } from './postgres.js';
+import { SqliteStore } from './sqlite.js';
+import type { MetadataStore, QueryObserver } from './types.js';
+
+export interface MetadataStoreConfig {
+  type: 'sqlite' | 'postgres';
+  dsn?: string;
+  sqlitePath: string;
+  /** PostgreSQL pool size per process. */
+  poolMax?: number;
+  observer?: QueryObserver;
+}
+
+export function createMetadataStore(cfg: MetadataStoreConfig): MetadataStore {
+  if (cfg.type === 'postgres') {
+    if (!cfg.dsn) throw errors.invalidRequest('metadata_store.dsn is required for postgres');
+    return new PostgresStore(cfg.dsn, { max: cfg.poolMax, observer: cfg.observer });
+  }
+  return new SqliteStore(cfg.sqlitePath, { observer: cfg.observer });
+}
+
+export { PostgresStore } from './postgres.js';
+export { SqliteStore } from './sqlite.js';
+export { redactDsn } from './dsn.js';
+export type * from './types.js';

@@ -1,0 +1,99 @@
+/**
+ * Row ↔ Entry mapping and error translation shared by both stores. Rows keep
+ * the SQL column names; each driver hands dates and big integers over in its
+ * own shape (SQLite: ms numbers, pg: Date and int8 strings), so everything
+ * numeric goes through Number() and everything temporal through toDate().
+ */
+import { CallFSError, errors, isCallFSError } from '../core/errors.js';
+import type { Entry, EntryType, QueryObserver } from './types.js';
+import { parentOf } from './paths.js';
+
+export interface EntryRow {
+  id: number | string;
+  path: string;
+  name: string;
+  type: string;
+  size: number | string;
+  mode: string;
+  owner: string;
+  mtime: Date | number | string;
+  ctime: Date | number | string;
+  backend_type: string;
+  instance_id: string;
+  etag: string | null;
+  generation: number | string;
+}
+
+export const ENTRY_COLUMNS =
+  'id, path, name, type, size, mode, owner, mtime, ctime, backend_type, instance_id, etag, generation';
+
+export function toDate(value: Date | number | string): Date {
+  return value instanceof Date ? value : new Date(Number(value));
+}
+
+export function toEntry(row: EntryRow): Entry {
+  return {
+    path: row.path,
+    parent: parentOf(row.path),
+    name: row.name,
+    type: row.type as EntryType,
+    size: Number(row.size),
+    mode: row.mode,
+    owner: row.owner,
+    mtime: toDate(row.mtime),
+    ctime: toDate(row.ctime),
+    backendType: row.backend_type,
+    instanceId: row.instance_id,
+    etag: row.etag,
+    generation: Number(row.generation),
+  };
+}
+
+/** Every segment-prefix of `dir` below the root, outermost first: /a, /a/b, /a/b/c. */
+export function ancestorsOf(dir: string): string[] {
+  const out: string[] = [];
+  let acc = '';
+  for (const segment of dir.split('/').slice(1)) {
+    if (segment === '') continue;
+    acc += `/${segment}`;
+    out.push(acc);
+  }
+  return out;
+}
+
+/**
+ * Driver errors carry SQL fragments, constraint names and sometimes hosts:
+ * none of that may reach a client. Domain errors pass through; connectivity
+ * problems become SERVICE_UNAVAILABLE (503) so /ready and clients can tell
+ * "the database is down" from a bug; everything else is INTERNAL_ERROR with
+ * the original kept as `cause` for the server-side log.
+ */
+export function translateError(
+  err: unknown,
+  isUnavailable: (err: unknown) => boolean,
+): CallFSError {
+  if (isCallFSError(err)) return err;
+  if (isUnavailable(err)) {
+    return new CallFSError('SERVICE_UNAVAILABLE', 'metadata store unavailable', { cause: err });
+  }
+  return errors.internal(err);
+}
+
+/** Runs one store operation, reporting its duration and outcome to the observer. */
+export async function observed<T>(
+  observer: QueryObserver | undefined,
+  operation: string,
+  run: () => Promise<T> | T,
+  isUnavailable: (err: unknown) => boolean,
+): Promise<T> {
+  const started = performance.now();
+  try {
+    const result = await run();
+    observer?.(operation, (performance.now() - started) / 1000, true);
+    return result;
+  } catch (err) {
+    // A domain answer (404, 409, 412) is a query that worked; only driver failures count as !ok.
+    observer?.(operation, (performance.now() - started) / 1000, isCallFSError(err));
+    throw translateError(err, isUnavailable);
+  }
+}

@@ -1,0 +1,57 @@
+import { readFileSync } from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
+import type { Duplex } from 'node:stream';
+import type Koa from 'koa';
+import type { Config } from '../config/schema.js';
+
+export function usesHttps(config: Config): boolean {
+  const { protocol, cert_file } = config.server;
+  return protocol === 'https' || (protocol === 'auto' && cert_file !== '');
+}
+
+const CLIENT_ERROR_BODY = JSON.stringify({ code: 'INVALID_REQUEST', message: 'malformed HTTP request' });
+
+/**
+ * Requests the HTTP parser refuses (smuggling attempts with both
+ * Content-Length and Transfer-Encoding, bad headers, oversized headers) get a
+ * JSON 400 and a closed connection.
+ */
+function onClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+  if (!socket.writable || (err.code === 'ECONNRESET')) {
+    socket.destroy();
+    return;
+  }
+  const status = err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : '400 Bad Request';
+  socket.end(
+    `HTTP/1.1 ${status}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(CLIENT_ERROR_BODY)}\r\n` +
+      `X-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\n${CLIENT_ERROR_BODY}`,
+  );
+}
+
+/**
+ * The listening server with the configured timeouts: headers must arrive
+ * within read_timeout; an upload or download that makes no progress for
+ * read_timeout / write_timeout is cut; a whole transfer may take as long as
+ * it keeps moving (large files), up to file_op_timeout.
+ */
+export function createHttpServer(config: Config, app: Koa<never> | Koa): http.Server {
+  const s = config.server;
+  const handler = app.callback();
+  const options: http.ServerOptions = {
+    headersTimeout: s.read_timeout,
+    requestTimeout: s.file_op_timeout,
+    keepAliveTimeout: Math.min(s.idle_timeout, 65_000),
+    maxHeaderSize: 16 * 1024,
+    noDelay: true,
+  };
+  const server = usesHttps(config)
+    ? https.createServer(
+        { ...options, cert: readFileSync(s.cert_file), key: readFileSync(s.key_file), minVersion: 'TLSv1.2' },
+        handler,
+      )
+    : http.createServer(options, handler);
+  server.timeout = Math.max(s.read_timeout, s.write_timeout);
+  server.on('clientError', onClientError);
+  return server;
+}

@@ -1,0 +1,113 @@
+import { hostname } from 'node:os';
+import { resolve } from 'node:path';
+import type { Logger } from 'pino';
+import { InstrumentedBackend } from '../backends/instrumented.js';
+import { LocalFsBackend } from '../backends/localfs.js';
+import { NoopBackend } from '../backends/noop.js';
+import type { Backend } from '../backends/types.js';
+import { identities } from '../config/rules.js';
+import type { Config } from '../config/schema.js';
+import { Engine } from '../core/engine.js';
+import { InstrumentedLockManager } from '../core/instrumented-locks.js';
+import { LocalInvalidationBus } from '../core/invalidation.js';
+import { KeyRing } from '../core/keyring.js';
+import { LocalLockManager } from '../core/local-locks.js';
+import { MemoryRateLimiter } from '../core/rate-limit.js';
+import { LinkService } from '../links/service.js';
+import { MetadataCache } from '../metadata/cache.js';
+import { createMetadataStore } from '../metadata/index.js';
+import { instrumentStore } from '../metadata/instrumented.js';
+import type { MetadataStore } from '../metadata/types.js';
+import type { AppDeps } from '../server/app.js';
+import { persistentSecret } from './secrets.js';
+
+/** Everything a worker needs, built from the config; `close` releases it all. */
+export interface Services {
+  config: Config;
+  instanceId: string;
+  store: MetadataStore;
+  engine: Engine;
+  deps: Omit<AppDeps, 'https' | 'metrics'>;
+  close(): Promise<void>;
+}
+
+export interface BuildOptions {
+  config: Config;
+  log: Logger;
+  /** Keys resolved by the runtime (config, or the quickstart's generated key). */
+  users: Array<{ user: string; key: string }>;
+}
+
+export function buildServices({ config, log, users }: BuildOptions): Services {
+  const instanceId = config.instance_discovery.instance_id || hostname();
+  const root = resolve(config.backend.localfs_root_path);
+  const store = instrumentStore(
+    createMetadataStore({
+      type: config.metadata_store.type,
+      dsn: config.metadata_store.dsn,
+      sqlitePath: resolve(config.metadata_store.sqlite_path),
+    }),
+  );
+  const backendLog = log.child({ component: 'backend' });
+  const backends = new Map<string, Backend>([
+    ['localfs', new InstrumentedBackend(new LocalFsBackend(root), backendLog)],
+    ['noop', new InstrumentedBackend(new NoopBackend(), backendLog)],
+  ]);
+  const locks = new InstrumentedLockManager(new LocalLockManager());
+  const cache = new MetadataCache({
+    enabled: config.cache.enabled,
+    maxEntries: config.cache.max_entries,
+    ttlMs: config.cache.ttl,
+  });
+  const invalidation = new LocalInvalidationBus();
+  const engine = new Engine({
+    store,
+    cache,
+    backends,
+    defaultBackend: config.backend.default_backend,
+    locks,
+    invalidation,
+    instanceId,
+    lockTtlMs: config.server.lock_ttl,
+    lockWaitMs: config.server.lock_wait_timeout,
+    maxUploadBytes: config.server.max_upload_size,
+    log,
+  });
+  const linkSecret =
+    config.auth.single_use_link_secret || persistentSecret(root, 'link-secret').value;
+  const links = new LinkService(engine, store, linkSecret, config.server.external_url);
+  const rl = config.rate_limit;
+  const limiters = rl.enabled
+    ? {
+        linkGenerate: new MemoryRateLimiter(rl.link_generate),
+        linkDownload: new MemoryRateLimiter(rl.link_download),
+        fileOps: new MemoryRateLimiter(rl.file_ops),
+      }
+    : null;
+  const keys = new KeyRing(users.length > 0 ? users : identities(config), config.auth.internal_proxy_secret);
+  const defaultBackend = backends.get(config.backend.default_backend) as Backend;
+
+  return {
+    config,
+    instanceId,
+    store,
+    engine,
+    deps: {
+      engine,
+      links,
+      keys,
+      log,
+      limiters,
+      readiness: [
+        { name: 'metadata_store', check: () => store.ping() },
+        { name: 'storage', check: () => defaultBackend.check() },
+      ],
+    },
+    async close() {
+      await locks.close();
+      await invalidation.close();
+      for (const b of backends.values()) await b.close();
+      await store.close();
+    },
+  };
+}

@@ -1,0 +1,66 @@
+import Router from '@koa/router';
+import Koa from 'koa';
+import type { Logger } from 'pino';
+import type { Engine } from '../core/engine.js';
+import type { KeyRing } from '../core/keyring.js';
+import type { RateLimiter } from '../core/rate-limit.js';
+import type { LinkService } from '../links/service.js';
+import type { CallFSContext, CallFSState } from './context.js';
+import { accessLog } from './middleware/access-log.js';
+import { authGate } from './middleware/auth-gate.js';
+import { errorMapper } from './middleware/errors.js';
+import { rateLimit } from './middleware/rate-limit.js';
+import { requestId } from './middleware/request-id.js';
+import { securityHeaders } from './middleware/security-headers.js';
+import { directoryRoutes } from './routes/directories.js';
+import { fileRoutes } from './routes/files.js';
+import { healthRoutes, type ReadinessCheck } from './routes/health.js';
+import { linkRoutes } from './routes/links.js';
+
+export interface AppDeps {
+  engine: Engine;
+  links: LinkService;
+  keys: KeyRing;
+  log: Logger;
+  https: boolean;
+  readiness: ReadinessCheck[];
+  limiters: { linkGenerate: RateLimiter; linkDownload: RateLimiter; fileOps: RateLimiter } | null;
+  metrics: { requireAuth: boolean; render: (() => Promise<{ contentType: string; body: string }>) | null };
+}
+
+export function createApp(deps: AppDeps): Koa<CallFSState> {
+  const app = new Koa<CallFSState>({ proxy: false });
+  app.silent = true;
+  app.on('error', (err: unknown) => deps.log.debug({ err }, 'response stream error'));
+
+  const router = new Router<unknown, CallFSContext>();
+  const byUser = (ctx: CallFSContext) => ctx.state.identity?.user ?? ctx.ip;
+  const byIp = (ctx: CallFSContext) => ctx.ip;
+  const fileOps = rateLimit(deps.limiters?.fileOps ?? null, byUser);
+
+  healthRoutes(router, deps.readiness);
+  router.use(['/v1/files', '/v1/directories'], fileOps);
+  fileRoutes(router, deps.engine);
+  directoryRoutes(router, deps.engine);
+  linkRoutes(router, deps.links, {
+    generate: [rateLimit(deps.limiters?.linkGenerate ?? null, byUser)],
+    download: [rateLimit(deps.limiters?.linkDownload ?? null, byIp)],
+  });
+  const render = deps.metrics.render;
+  if (render) {
+    router.get('/metrics', async (ctx) => {
+      const { contentType, body } = await render();
+      ctx.type = contentType;
+      ctx.body = body;
+    });
+  }
+
+  app.use(requestId(deps.log));
+  app.use(securityHeaders(deps.https));
+  app.use(accessLog());
+  app.use(errorMapper());
+  app.use(authGate(deps.keys, deps.metrics.requireAuth));
+  app.use(router.routes());
+  app.use(router.allowedMethods({ throw: true }));
+  return app;
+}

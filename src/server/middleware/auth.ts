@@ -1,0 +1,49 @@
+import type { Next } from 'koa';
+import { CallFSError } from '../../core/errors.js';
+import { KeyRing } from '../../core/keyring.js';
+import type { CallFSContext } from '../context.js';
+
+const BEARER = /^Bearer ([\x21-\x7e]{1,512})$/;
+
+function fail(ctx: CallFSContext, reason: string): never {
+  ctx.state.log.warn(
+    { remote_addr: ctx.ip, user_agent: ctx.get('User-Agent'), error: reason },
+    'Authentication failed',
+  );
+  throw new CallFSError('AUTHENTICATION_FAILED', 'missing or invalid API key', {
+    headers: { 'WWW-Authenticate': 'Bearer realm="callfs"' },
+  });
+}
+
+function bearer(ctx: CallFSContext): string {
+  const header = ctx.get('Authorization');
+  if (header === '') return fail(ctx, 'missing Authorization header');
+  const m = BEARER.exec(header);
+  if (!m) return fail(ctx, 'malformed Authorization header');
+  return m[1] as string;
+}
+
+/** Public routes: a user key; the internal secret is not a user key (401). */
+export function requireUser(keys: KeyRing) {
+  return async (ctx: CallFSContext, next: Next) => {
+    const identity = keys.user(bearer(ctx));
+    if (!identity) fail(ctx, 'invalid API key');
+    ctx.state.identity = identity;
+    await next();
+  };
+}
+
+/** /v1/internal/*: checked for the whole prefix before routing. No key 401, a user key 403. */
+export function requireInternal(keys: KeyRing) {
+  return async (ctx: CallFSContext, next: Next) => {
+    const key = bearer(ctx);
+    if (!keys.isInternal(key)) {
+      if (keys.user(key)) {
+        throw new CallFSError('PERMISSION_DENIED', 'internal endpoints accept only the internal secret');
+      }
+      fail(ctx, 'invalid internal secret');
+    }
+    ctx.state.identity = KeyRing.internalIdentity();
+    await next();
+  };
+}

@@ -1,0 +1,29 @@
+/**
+ * The `path` label of the HTTP metrics: a route pattern, never a raw path, so
+ * cardinality stays bounded. Anything no route serves is "unmatched".
+ */
+const PREFIXES: ReadonlyArray<[prefix: string, label: string]> = [
+  ['/v1/files/', '/v1/files/*'],
+  ['/v1/directories/', '/v1/directories/*'],
+  ['/download/', '/download/*'],
+  ['/v1/internal/', '/v1/internal/*'],
+  ['/debug/', '/debug/*'],
+];
+
+const EXACT: ReadonlyMap<string, string> = new Map([
+  ['/v1/files', '/v1/files/*'],
+  ['/v1/directories', '/v1/directories/*'],
+  ['/v1/links/generate', '/v1/links/generate'],
+  ['/health', '/health'],
+  ['/ready', '/ready'],
+  ['/metrics', '/metrics'],
+]);
+
+export const UNMATCHED = 'unmatched';
+
+export function routeLabel(path: string): string {
+  const exact = EXACT.get(path);
+  if (exact) return exact;
+  for (const [prefix, label] of PREFIXES) if (path.startsWith(prefix)) return label;
+  return UNMATCHED;
+}

@@ -1,0 +1,198 @@
+import type Router from '@koa/router';
+import { contentType } from 'mime-types';
+import { combineRanges, parse as parseRange } from 'range-parser';
+import { z } from 'zod';
+import { isNotModified, type Preconditions } from '../../core/conditional.js';
+import { Engine } from '../../core/engine.js';
+import { CallFSError, errors } from '../../core/errors.js';
+import { normalise, parseNamespacePath, type NamespacePath } from '../../core/paths.js';
+import type { Entry } from '../../metadata/types.js';
+import { readJson } from '../body.js';
+import { identityOf, type CallFSContext } from '../context.js';
+import { entryJson, setEntryHeaders } from '../present.js';
+
+export const FILES_PREFIX = '/v1/files';
+
+/** The namespace path of a /v1/files request, from the raw (still encoded) URL path. */
+export function filesPath(ctx: CallFSContext): NamespacePath {
+  return parseNamespacePath(ctx.path.slice(FILES_PREFIX.length) || '/');
+}
+
+export function preconditions(ctx: CallFSContext): Preconditions {
+  const pick = (h: string) => ctx.get(h) || undefined;
+  return {
+    ifMatch: pick('If-Match'),
+    ifNoneMatch: pick('If-None-Match'),
+    ifModifiedSince: pick('If-Modified-Since'),
+  };
+}
+
+const SHA256_HEX = /^[0-9a-fA-F]{64}$/;
+const MD5_B64 = /^[A-Za-z0-9+/]{22}==$/;
+
+const patchBody = z
+  .object({
+    name: z.string().min(1).max(255).optional(),
+    destination: z.string().min(1).max(4096).optional(),
+    backend: z.enum(['localfs', 's3', 'noop']).optional(),
+    instance: z.string().min(1).max(128).optional(),
+    overwrite: z.boolean().default(false),
+    create_parents: z.boolean().default(false),
+  })
+  .strict()
+  .refine((b) => (b.name === undefined) !== (b.destination === undefined), {
+    message: 'exactly one of "name" and "destination" is required',
+  });
+
+/** Looks an entry up; a trailing slash on a file's path means "no such directory". */
+async function lookup(engine: Engine, p: NamespacePath): Promise<Entry> {
+  const entry = await engine.stat(p.path);
+  if (p.directory && entry.type !== 'directory') throw errors.notFound(p.path + '/');
+  return entry;
+}
+
+async function read(engine: Engine, ctx: CallFSContext, head: boolean): Promise<void> {
+  const entry = await lookup(engine, filesPath(ctx));
+  setEntryHeaders(ctx, entry);
+  if (entry.type === 'directory') {
+    ctx.status = 200;
+    if (head) {
+      ctx.type = 'application/json';
+      return;
+    }
+    const { items } = await engine.list(entry.path, { maxDepth: 0, limit: 100_000 });
+    ctx.body = items.map(entryJson);
+    return;
+  }
+  ctx.set('Accept-Ranges', 'bytes');
+  ctx.type = contentType(entry.name) || 'application/octet-stream';
+  if (isNotModified(entry, preconditions(ctx))) {
+    ctx.status = 304;
+    return;
+  }
+  let range: { start: number; end: number } | undefined;
+  const rangeHeader = ctx.get('Range');
+  if (rangeHeader !== '') {
+    const parsed = parseRange(entry.size, rangeHeader);
+    // Malformed ranges and other units are ignored: the whole file is served (RFC 9110 §14.2).
+    if (parsed.type === 'bytes' && (parsed.code & 1) === 0) {
+      const ranges = combineRanges(parsed.ranges);
+      if (ranges.length === 0 && (parsed.code & 2) !== 0) {
+        throw new CallFSError('RANGE_NOT_SATISFIABLE', `range not satisfiable for size ${entry.size}`, {
+          headers: { 'Content-Range': `bytes */${entry.size}` },
+        });
+      }
+      // Several disjoint ranges would need multipart/byteranges: serve the whole file instead.
+      if (ranges.length === 1) range = ranges[0];
+    }
+  }
+  if (range) {
+    ctx.status = 206;
+    ctx.set('Content-Range', `bytes ${range.start}-${range.end}/${entry.size}`);
+  } else {
+    ctx.status = 200;
+  }
+  const length = range ? range.end - range.start + 1 : entry.size;
+  if (head || length === 0) {
+    ctx.length = length;
+    if (!head) ctx.body = '';
+    return;
+  }
+  const body = await engine.openFile(entry, range);
+  ctx.body = body;
+  ctx.length = length;
+}
+
+function uploadChecks(ctx: CallFSContext): { sha256?: string; md5?: string } {
+  const sha = ctx.get('X-CallFS-SHA256');
+  const md5 = ctx.get('Content-MD5');
+  if (sha !== '' && !SHA256_HEX.test(sha)) {
+    throw errors.invalidRequest('X-CallFS-SHA256 must be 64 hex digits');
+  }
+  if (md5 !== '' && !MD5_B64.test(md5)) {
+    throw errors.invalidRequest('Content-MD5 must be a base64 MD5 digest');
+  }
+  return { sha256: sha || undefined, md5: md5 || undefined };
+}
+
+export function fileRoutes(router: Router<unknown, CallFSContext>, engine: Engine): void {
+  const any = `${FILES_PREFIX}{/*rest}`;
+
+  router.get(any, (ctx) => read(engine, ctx, false));
+  router.head(any, (ctx) => read(engine, ctx, true));
+
+  router.post(any, async (ctx) => {
+    const p = filesPath(ctx);
+    const who = identityOf(ctx);
+    if (p.directory) {
+      const { entry, created } = await engine.createDirectory(p.path, who);
+      ctx.status = created ? 201 : 200;
+      setEntryHeaders(ctx, entry);
+      ctx.body = entryJson(entry);
+      return;
+    }
+    const { entry } = await engine.writeFile({
+      path: p.path,
+      body: ctx.req,
+      who,
+      mode: 'create',
+      pre: {},
+      ...uploadChecks(ctx),
+    });
+    ctx.status = 201;
+    setEntryHeaders(ctx, entry);
+    ctx.body = entryJson(entry);
+  });
+
+  router.put(any, async (ctx) => {
+    const p = filesPath(ctx);
+    if (p.directory) throw errors.invalidRequest('PUT needs a file path, not a directory');
+    const pre = preconditions(ctx);
+    const { entry, created } = await engine.writeFile({
+      path: p.path,
+      body: ctx.req,
+      who: identityOf(ctx),
+      mode: 'put',
+      pre: { ifMatch: pre.ifMatch, ifNoneMatch: pre.ifNoneMatch },
+      ...uploadChecks(ctx),
+    });
+    ctx.status = created ? 201 : 200;
+    setEntryHeaders(ctx, entry);
+    ctx.body = entryJson(entry);
+  });
+
+  router.patch(any, async (ctx) => {
+    const p = filesPath(ctx);
+    const body = await readJson(ctx, patchBody);
+    if (body.instance !== undefined && body.instance !== engine.instanceId) {
+      throw errors.invalidRequest(`unknown instance: ${body.instance}`);
+    }
+    if (body.destination !== undefined && !body.destination.startsWith('/')) {
+      throw errors.invalidRequest('destination must be an absolute namespace path');
+    }
+    const destination =
+      body.name !== undefined
+        ? Engine.renameTarget(p.path, body.name)
+        : normalise(body.destination as string).path;
+    const pre = preconditions(ctx);
+    const entry = await engine.move({
+      path: p.path,
+      who: identityOf(ctx),
+      destination,
+      backend: body.backend,
+      overwrite: body.overwrite,
+      createParents: body.create_parents,
+      pre: { ifMatch: pre.ifMatch },
+    });
+    ctx.status = 200;
+    setEntryHeaders(ctx, entry);
+    ctx.body = entryJson(entry);
+  });
+
+  router.delete(any, async (ctx) => {
+    const p = filesPath(ctx);
+    const pre = preconditions(ctx);
+    await engine.delete(p.path, identityOf(ctx), { ifMatch: pre.ifMatch });
+    ctx.status = 204;
+  });
+}

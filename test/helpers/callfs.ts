@@ -1,0 +1,161 @@
+/**
+ * Starts a real CallFS server process (the built `dist/cli.js`) with a config
+ * file in a temp dir, on a free loopback port, and stops it afterwards. API
+ * tests talk HTTP to it; nothing is mocked.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { stringify } from 'yaml';
+import { freePort } from './services.js';
+
+export const CLI = resolve(import.meta.dirname, '../../dist/cli.js');
+
+export const KEYS = {
+  alice: 'alice-key-0123456789abcdef',
+  bob: 'bob-key-0123456789abcdefgh',
+  internal: 'internal-secret-0123456789',
+} as const;
+
+export interface CallFSProcess {
+  url: string;
+  port: number;
+  /** localfs root (the storage root on disk). */
+  root: string;
+  dir: string;
+  /** Every line the server wrote (stdout and stderr). */
+  logs: string[];
+  proc: ChildProcess;
+  /** Graceful stop (SIGTERM), then remove the temp dir. */
+  stop(): Promise<void>;
+  /** kill -9, keep the temp dir (crash tests restart on it). */
+  kill(): Promise<void>;
+  /** Start again on the same dir and config (after kill). */
+  restart(): Promise<void>;
+}
+
+export interface StartOptions {
+  /** Metadata store; postgres needs a DSN of a fresh database. */
+  store?: { type: 'sqlite' } | { type: 'postgres'; dsn: string };
+  /** Deep-merged over the defaults below. */
+  config?: Record<string, unknown>;
+  /** Start with no config file at all (the quickstart), in `cwd`. */
+  quickstart?: boolean;
+  env?: NodeJS.ProcessEnv;
+}
+
+type Tree = Record<string, unknown>;
+const isTree = (v: unknown): v is Tree => typeof v === 'object' && v !== null && !Array.isArray(v);
+function merge(a: Tree, b: Tree): Tree {
+  const out: Tree = { ...a };
+  for (const [k, v] of Object.entries(b)) out[k] = isTree(out[k]) && isTree(v) ? merge(out[k] as Tree, v) : v;
+  return out;
+}
+
+export async function startCallFS(opts: StartOptions = {}): Promise<CallFSProcess> {
+  const dir = mkdtempSync(join(tmpdir(), 'callfs-test-'));
+  const root = join(dir, 'data');
+  const port = await freePort();
+  const store = opts.store ?? { type: 'sqlite' };
+  const config = merge(
+    {
+      server: { listen_addr: `127.0.0.1:${port}`, workers: 1 },
+      auth: {
+        api_key_users: { alice: KEYS.alice, bob: KEYS.bob },
+        internal_proxy_secret: KEYS.internal,
+        single_use_link_secret: 'link-secret-0123456789abcdef',
+      },
+      log: { level: 'info', format: 'json' },
+      backend: { localfs_root_path: root },
+      metadata_store:
+        store.type === 'postgres'
+          ? { type: 'postgres', dsn: store.dsn }
+          : { type: 'sqlite', sqlite_path: join(dir, 'callfs.sqlite3') },
+      rate_limit: { enabled: false },
+    },
+    opts.config ?? {},
+  );
+  const configFile = join(dir, 'callfs.yaml');
+  writeFileSync(configFile, stringify(config));
+  const logs: string[] = [];
+  const args = opts.quickstart
+    ? [CLI, 'server', '--listen-addr', `127.0.0.1:${port}`]
+    : [CLI, 'server', '--config', configFile];
+
+  const handle: CallFSProcess = {
+    url: `http://127.0.0.1:${port}`,
+    port,
+    root: opts.quickstart ? join(dir, 'data') : root,
+    dir,
+    logs,
+    proc: undefined as unknown as ChildProcess,
+    async stop() {
+      await stopProcess(handle.proc, 'SIGTERM');
+      rmSync(dir, { recursive: true, force: true });
+    },
+    async kill() {
+      await stopProcess(handle.proc, 'SIGKILL');
+    },
+    async restart() {
+      handle.proc = await launch(args, dir, logs, opts.env);
+      await waitReady(handle);
+    },
+  };
+  handle.proc = await launch(args, dir, logs, opts.env);
+  await waitReady(handle);
+  return handle;
+}
+
+async function launch(args: string[], cwd: string, logs: string[], env?: NodeJS.ProcessEnv) {
+  const proc = spawn(process.execPath, args, {
+    cwd,
+    env: { ...filteredEnv(), ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  for (const stream of [proc.stdout, proc.stderr]) {
+    let buf = '';
+    stream?.setEncoding('utf8');
+    stream?.on('data', (chunk: string) => {
+      buf += chunk;
+      const lines = buf.split('\n');
+      buf = lines.pop() ?? '';
+      logs.push(...lines);
+    });
+  }
+  return proc;
+}
+
+/** The test runner's own CALLFS_* variables must not leak into the server. */
+function filteredEnv(): NodeJS.ProcessEnv {
+  return Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('CALLFS_')));
+}
+
+async function waitReady(h: CallFSProcess): Promise<void> {
+  const deadline = Date.now() + 20_000;
+  while (Date.now() < deadline) {
+    if (h.proc.exitCode !== null) {
+      throw new Error(`callfs exited with ${h.proc.exitCode}:\n${h.logs.join('\n')}`);
+    }
+    try {
+      const res = await fetch(`${h.url}/health`);
+      if (res.ok) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`callfs did not start:\n${h.logs.join('\n')}`);
+}
+
+async function stopProcess(proc: ChildProcess, signal: NodeJS.Signals): Promise<void> {
+  if (proc.exitCode !== null || proc.signalCode !== null) return;
+  const exited = new Promise<void>((r) => proc.once('exit', () => r()));
+  proc.kill(signal);
+  const timer = setTimeout(() => proc.kill('SIGKILL'), 10_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+/** Authorization header for a user. */
+export const auth = (key: string) => ({ Authorization: `Bearer ${key}` });
