@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { Command } from 'commander';
 import { ConfigError, loadConfig, type LoadOptions } from './config/load.js';
-import { startServer } from './runtime/server.js';
+import { runServer } from './runtime/run.js';
 import { VERSION } from './version.js';
 
 interface ServerFlags {
@@ -54,16 +54,7 @@ program
     } catch (err) {
       reportConfigError(err);
     }
-    const running = await startServer(loaded);
-    const shutdown = (signal: string) => {
-      running.log.info({ signal }, 'shutting down');
-      running.stop().then(
-        () => process.exit(0),
-        () => process.exit(1),
-      );
-    };
-    process.once('SIGTERM', () => shutdown('SIGTERM'));
-    process.once('SIGINT', () => shutdown('SIGINT'));
+    await runServer(loaded);
   });
 
 const config = program.command('config').description('configuration tools');
@@ -74,7 +65,8 @@ config
   .action((flags: { config: string }) => {
     try {
       const loaded = loadConfig({ file: flags.config });
-      for (const key of loaded.unknownKeys) process.stderr.write(`warning: unknown key ignored: ${key}\n`);
+      for (const key of loaded.unknownKeys)
+        process.stderr.write(`warning: unknown key ignored: ${key}\n`);
       process.stdout.write(`${flags.config}: ok\n`);
     } catch (err) {
       reportConfigError(err);

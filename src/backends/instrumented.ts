@@ -30,7 +30,13 @@ export class InstrumentedBackend implements Backend {
     recordBackendOp(this.inner.type, operation, duration);
     if (this.log.isLevelEnabled('debug')) {
       this.log.debug(
-        { backend_type: this.inner.type, operation, path, duration, bytes: bytes ? bytes(result) : 0 },
+        {
+          backend_type: this.inner.type,
+          operation,
+          path,
+          duration,
+          bytes: bytes ? bytes(result) : 0,
+        },
         'Backend operation',
       );
     }
@@ -41,10 +47,20 @@ export class InstrumentedBackend implements Backend {
     return this.run('open', key, () => this.inner.open(key, range));
   }
   create(key: string, body: Readable, opts?: WriteOptions): Promise<StagedWrite> {
-    return this.run('create', key, () => this.inner.create(key, body, opts), (s) => s.size);
+    return this.run(
+      'create',
+      key,
+      () => this.inner.create(key, body, opts),
+      (s) => s.size,
+    );
   }
   update(key: string, body: Readable, opts?: WriteOptions): Promise<StagedWrite> {
-    return this.run('update', key, () => this.inner.update(key, body, opts), (s) => s.size);
+    return this.run(
+      'update',
+      key,
+      () => this.inner.update(key, body, opts),
+      (s) => s.size,
+    );
   }
   delete(key: string): Promise<void> {
     return this.run('delete', key, () => this.inner.delete(key));

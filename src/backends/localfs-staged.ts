@@ -1,4 +1,4 @@
-import { open, rm, type FileHandle } from 'node:fs/promises';
+import { open, rm } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { CallFSError, errors } from '../core/errors.js';
@@ -11,26 +11,28 @@ import type { StagedWrite } from './types.js';
 const WRITE_HIGH_WATER_MARK = 256 * 1024;
 
 /**
- * Streams `body` into a new file at `tmpPath` and fsyncs it; returns its size.
- * On any failure (client abort, PAYLOAD_TOO_LARGE, disk error) the temp file
- * is removed before the call rejects.
+ * Streams `body` into a new file at `tmpPath`; returns its size once the file
+ * is fsynced and closed (`flush: true` fsyncs before close, and pipeline
+ * settles only after close). On any failure (client abort, PAYLOAD_TOO_LARGE,
+ * disk error) the temp file is removed before the call rejects.
  */
-export async function writeTemp(tmpPath: string, body: Readable, maxBytes?: number): Promise<number> {
+export async function writeTemp(
+  tmpPath: string,
+  body: Readable,
+  maxBytes?: number,
+): Promise<number> {
+  // Opened here rather than lazily by the stream, so the file surely exists
+  // (and is surely closed) by the time a failure removes it.
+  const fh = await open(tmpPath, 'wx', 0o644);
   const counter = new ByteCounter(maxBytes);
-  let fh: FileHandle | undefined;
+  const sink = fh.createWriteStream({ flush: true, highWaterMark: WRITE_HIGH_WATER_MARK });
   try {
-    fh = await open(tmpPath, 'wx', 0o644);
-    const sink = fh.createWriteStream({ autoClose: false, highWaterMark: WRITE_HIGH_WATER_MARK });
     await pipeline(body, counter, sink);
-    await fh.sync();
     return counter.bytes;
   } catch (err) {
-    await fh?.close();
-    fh = undefined;
+    if (!sink.closed) await new Promise<void>((resolve) => sink.once('close', () => resolve()));
     await rm(tmpPath, { force: true });
     throw uploadError(err);
-  } finally {
-    await fh?.close();
   }
 }
 

@@ -19,13 +19,7 @@ import { RESERVED_DIR } from './keys.js';
 import { durableRename, makeDirs } from './localfs-durable.js';
 import { LocalRoot } from './localfs-root.js';
 import { LocalStagedWrite, publishTemp, writeTemp } from './localfs-staged.js';
-import type {
-  Backend,
-  BackendStat,
-  ByteRange,
-  StagedWrite,
-  WriteOptions,
-} from './types.js';
+import type { Backend, BackendStat, ByteRange, StagedWrite, WriteOptions } from './types.js';
 
 /** Large reads in few syscalls; still a fixed amount of memory per stream. */
 const READ_HIGH_WATER_MARK = 256 * 1024;
@@ -226,7 +220,9 @@ export class LocalFsBackend implements Backend {
     const orphans = (await readdir(root.tmpDir)).filter(
       (ref) => !keep.has(ref) && !this.inFlight.has(ref),
     );
-    await Promise.all(orphans.map((ref) => rm(root.tmpPath(ref), { force: true, recursive: true })));
+    await Promise.all(
+      orphans.map((ref) => rm(root.tmpPath(ref), { force: true, recursive: true })),
+    );
     return orphans.length;
   }
 

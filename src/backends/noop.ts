@@ -3,13 +3,7 @@ import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ByteCounter, uploadError } from './body.js';
 import { keySegments } from './keys.js';
-import type {
-  Backend,
-  BackendStat,
-  ByteRange,
-  StagedWrite,
-  WriteOptions,
-} from './types.js';
+import type { Backend, BackendStat, ByteRange, StagedWrite, WriteOptions } from './types.js';
 
 /** Nothing was kept, so publishing and discarding both have nothing to do. */
 class NoopStagedWrite implements StagedWrite {

@@ -29,10 +29,13 @@ function readFile(file: string): Tree {
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
-    throw new ConfigError([`config file ${file}: ${(err as NodeJS.ErrnoException).code ?? 'unreadable'}`]);
+    throw new ConfigError([
+      `config file ${file}: ${(err as NodeJS.ErrnoException).code ?? 'unreadable'}`,
+    ]);
   }
   try {
-    const parsed: unknown = extname(file) === '.json' ? JSON.parse(text) : parseYaml(text, { uniqueKeys: true });
+    const parsed: unknown =
+      extname(file) === '.json' ? JSON.parse(text) : parseYaml(text, { uniqueKeys: true });
     if (parsed === null || parsed === undefined) return {};
     if (!isTree(parsed)) throw new Error('top level must be a mapping');
     return parsed;
@@ -113,5 +116,10 @@ export function loadConfig(opts: LoadOptions = {}): LoadedConfig {
   const quickstart = !opts.file;
   const problems = semanticProblems(result.data, { quickstart });
   if (problems.length > 0) throw new ConfigError(problems);
-  return { config: result.data, unknownKeys: unknownKeys(raw), quickstart, source: opts.file ?? null };
+  return {
+    config: result.data,
+    unknownKeys: unknownKeys(raw),
+    quickstart,
+    source: opts.file ?? null,
+  };
 }

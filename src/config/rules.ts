@@ -6,9 +6,26 @@ export const MIN_KEY_LENGTH = 16;
 
 /** api_key_users first (stable ids), then legacy api_keys as api-user-N. */
 export function identities(config: Config): Array<{ user: string; key: string }> {
+  return keyOrigins(config).map(({ user, key }) => ({ user, key }));
+}
+
+/** Identities with the config key each came from, for error messages. */
+function keyOrigins(
+  config: Config,
+): Array<{ user: string; key: string; where: string; legacy: boolean }> {
   return [
-    ...Object.entries(config.auth.api_key_users).map(([user, key]) => ({ user, key })),
-    ...config.auth.api_keys.map((key, i) => ({ user: `api-user-${i}`, key })),
+    ...Object.entries(config.auth.api_key_users).map(([user, key]) => ({
+      user,
+      key,
+      where: `auth.api_key_users.${user}`,
+      legacy: false,
+    })),
+    ...config.auth.api_keys.map((key, i) => ({
+      user: `api-user-${i}`,
+      key,
+      where: `auth.api_keys[${i}]`,
+      legacy: true,
+    })),
   ];
 }
 
@@ -24,16 +41,13 @@ export function isClusterMode(config: Config): boolean {
 /** Checks that span several keys; each problem names its key. Never echoes a secret. */
 export function semanticProblems(config: Config, ctx: { quickstart: boolean }): string[] {
   const problems: string[] = [];
-  const ids = identities(config);
+  const ids = keyOrigins(config);
   if (ids.length === 0 && !ctx.quickstart) {
     problems.push('auth.api_keys: no API key configured (set auth.api_keys or auth.api_key_users)');
   }
   const seen = new Map<string, string>();
-  for (const { user, key } of ids) {
-    const where = user.startsWith('api-user-')
-      ? `auth.api_keys[${user.slice('api-user-'.length)}]`
-      : `auth.api_key_users.${user}`;
-    if (!user.startsWith('api-user-') && RESERVED_USER.test(user)) {
+  for (const { user, key, where, legacy } of ids) {
+    if (!legacy && RESERVED_USER.test(user)) {
       problems.push(`${where}: "${user}" is a reserved user id`);
     }
     if (!/^[A-Za-z0-9._@-]{1,64}$/.test(user)) {
@@ -68,7 +82,9 @@ export function semanticProblems(config: Config, ctx: { quickstart: boolean }): 
     problems.push(`server.listen_addr: not a [host]:port address: "${server.listen_addr}"`);
   }
   if (config.metrics.listen_addr !== '' && parseListenAddr(config.metrics.listen_addr) === null) {
-    problems.push(`metrics.listen_addr: not a [host]:port address: "${config.metrics.listen_addr}"`);
+    problems.push(
+      `metrics.listen_addr: not a [host]:port address: "${config.metrics.listen_addr}"`,
+    );
   }
   if (config.metadata_store.type === 'postgres' && config.metadata_store.dsn === '') {
     problems.push('metadata_store.dsn: required when metadata_store.type is postgres');

@@ -17,7 +17,9 @@ const durationMs = z.union([z.number(), z.string()]).transform((v, ctx) => {
   }
   const n = Number(m[1]);
   const unit = m[2] ?? 's';
-  return Math.round(n * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[unit as 'ms' | 's' | 'm' | 'h']);
+  return Math.round(
+    n * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[unit as 'ms' | 's' | 'm' | 'h'],
+  );
 });
 
 const sizeBytes = z.union([z.number().int().nonnegative(), z.string()]).transform((v, ctx) => {

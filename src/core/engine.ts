@@ -1,5 +1,4 @@
 import type { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import type { Logger } from 'pino';
 import type { Backend, ByteRange, StagedWrite } from '../backends/types.js';
 import type { MetadataCache } from '../metadata/cache.js';
@@ -58,6 +57,21 @@ export interface ListResult {
 }
 
 /**
+ * Pipes a request body into the hasher without tying their lifetimes together
+ * the way stream.pipeline would: when the backend refuses the body (413) the
+ * request is left alone so the error can still be answered, while a client
+ * that goes away mid-body fails the write.
+ */
+function feed(body: Readable, hasher: HashingStream): void {
+  const abort = (err?: Error) => hasher.destroy(err ?? new Error('aborted'));
+  body.once('error', abort);
+  body.once('close', () => {
+    if (!body.readableEnded) abort();
+  });
+  body.pipe(hasher);
+}
+
+/**
  * The engine: path rules, permissions, where the bytes are, locking and the
  * metadata commit. HTTP-agnostic: it takes parsed requests and returns
  * entries and streams; errors are CallFSErrors.
@@ -106,7 +120,12 @@ export class Engine {
   /** POST p/: idempotent. Returns whether the directory itself was created. */
   async createDirectory(path: string, who: Identity): Promise<{ entry: Entry; created: boolean }> {
     const backendType = this.o.defaultBackend;
-    const created = await this.o.store.ensureDirectories(path, who.user, backendType, this.o.instanceId);
+    const created = await this.o.store.ensureDirectories(
+      path,
+      who.user,
+      backendType,
+      this.o.instanceId,
+    );
     await this.backendOf(backendType).createDirectory(path);
     for (const e of created) this.o.cache.invalidate(e.path);
     const entry = await this.fresh(path);
@@ -134,16 +153,15 @@ export class Engine {
       const backendType = existing?.backendType ?? this.o.defaultBackend;
       const backend = this.backendOf(backendType);
       const hasher = new HashingStream({ md5: req.md5 !== undefined });
+      feed(req.body, hasher);
       const sink = existing ? backend.update.bind(backend) : backend.create.bind(backend);
       const maxBytes = this.o.maxUploadBytes > 0 ? this.o.maxUploadBytes : undefined;
-      // The request body flows through the hasher into the backend's staging area.
-      const [staged] = await Promise.all([
-        sink(path, hasher, { maxBytes }),
-        pipeline(req.body, hasher),
-      ]).catch((err: unknown) => {
-        req.body.destroy();
-        throw err;
-      });
+      let staged: StagedWrite;
+      try {
+        staged = await sink(path, hasher, { maxBytes });
+      } finally {
+        req.body.unpipe(hasher);
+      }
       return await this.commitStaged(staged, hasher, req, existing, backendType);
     } finally {
       await lock.release();
@@ -232,7 +250,7 @@ export class Engine {
 
   /** PATCH: rename in place or move, a directory with its subtree. */
   async move(req: MoveRequest): Promise<Entry> {
-    const { path: from, destination: to, who } = req;
+    const { path: from, destination: to } = req;
     if (from === '/') throw errors.invalidRequest('cannot move the root directory');
     if (to === '/') throw errors.invalidRequest('destination cannot be the root directory');
     if (from === to) throw errors.invalidRequest('destination equals the source');

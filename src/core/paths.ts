@@ -49,13 +49,17 @@ export function normalise(decoded: string): NamespacePath {
   if (decoded.normalize('NFC') !== decoded.normalize('NFKC') && /[\uff00-\uffef]/.test(decoded)) {
     throw invalid('fullwidth character');
   }
-  if (Buffer.byteLength(decoded) > MAX_PATH_BYTES) throw invalid(`longer than ${MAX_PATH_BYTES} bytes`);
+  if (Buffer.byteLength(decoded) > MAX_PATH_BYTES)
+    throw invalid(`longer than ${MAX_PATH_BYTES} bytes`);
   const directory = decoded.endsWith('/');
-  const segments = decoded.split('/').filter((s, i, all) => !(s === '' && (i === 0 || i === all.length - 1)));
+  const segments = decoded
+    .split('/')
+    .filter((s, i, all) => !(s === '' && (i === 0 || i === all.length - 1)));
   for (const seg of segments) {
     if (seg === '') throw invalid('empty segment');
     if (seg === '.' || seg === '..') throw invalid('dot segment');
-    if (Buffer.byteLength(seg) > MAX_SEGMENT_BYTES) throw invalid(`segment longer than ${MAX_SEGMENT_BYTES} bytes`);
+    if (Buffer.byteLength(seg) > MAX_SEGMENT_BYTES)
+      throw invalid(`segment longer than ${MAX_SEGMENT_BYTES} bytes`);
   }
   if (segments[0] === RESERVED_TOP) throw invalid(`"/${RESERVED_TOP}" is reserved`);
   return { path: '/' + segments.join('/'), directory: directory || segments.length === 0 };

@@ -56,8 +56,9 @@ function isUnavailable(err: unknown): boolean {
   if (!(err instanceof Error)) return false;
   const code = (err as { code?: unknown }).code;
   if (typeof code === 'string') {
-    // 08xxx connection exceptions, 57P0x shutdown / cannot connect now, 53300 too many clients.
-    if (/^08|^57P0|^53300$/.test(code) || UNAVAILABLE_NODE_CODES.has(code)) return true;
+    // 08xxx connection exceptions, 57P0x shutdown / cannot connect now, 53300 too many
+    // clients, 28xxx bad credentials, 3D000 no such database: all "cannot reach the store".
+    if (/^08|^57P0|^53300$|^28|^3D000$/.test(code) || UNAVAILABLE_NODE_CODES.has(code)) return true;
   }
   return /Connection terminated|timeout exceeded when trying to connect|Cannot use a pool after calling end/i.test(
     err.message,

@@ -74,7 +74,13 @@ export function translateError(
 ): CallFSError {
   if (isCallFSError(err)) return err;
   if (isUnavailable(err)) {
-    return new CallFSError('SERVICE_UNAVAILABLE', 'metadata store unavailable', { cause: err });
+    // SQLSTATEs and errno names (28P01, ECONNREFUSED) say why without leaking anything.
+    const code = (err as { code?: unknown } | null)?.code;
+    const why =
+      typeof code === 'string' && /^([0-9A-Z]{5}|E[A-Z]+)$/.test(code) ? ` (${code})` : '';
+    return new CallFSError('SERVICE_UNAVAILABLE', `metadata store unavailable${why}`, {
+      cause: err,
+    });
   }
   return errors.internal(err);
 }

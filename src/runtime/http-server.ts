@@ -10,7 +10,10 @@ export function usesHttps(config: Config): boolean {
   return protocol === 'https' || (protocol === 'auto' && cert_file !== '');
 }
 
-const CLIENT_ERROR_BODY = JSON.stringify({ code: 'INVALID_REQUEST', message: 'malformed HTTP request' });
+const CLIENT_ERROR_BODY = JSON.stringify({
+  code: 'INVALID_REQUEST',
+  message: 'malformed HTTP request',
+});
 
 /**
  * Requests the HTTP parser refuses (smuggling attempts with both
@@ -18,11 +21,12 @@ const CLIENT_ERROR_BODY = JSON.stringify({ code: 'INVALID_REQUEST', message: 'ma
  * JSON 400 and a closed connection.
  */
 function onClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
-  if (!socket.writable || (err.code === 'ECONNRESET')) {
+  if (!socket.writable || err.code === 'ECONNRESET') {
     socket.destroy();
     return;
   }
-  const status = err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : '400 Bad Request';
+  const status =
+    err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : '400 Bad Request';
   socket.end(
     `HTTP/1.1 ${status}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(CLIENT_ERROR_BODY)}\r\n` +
       `X-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\n${CLIENT_ERROR_BODY}`,
@@ -47,7 +51,12 @@ export function createHttpServer(config: Config, app: Koa<never> | Koa): http.Se
   };
   const server = usesHttps(config)
     ? https.createServer(
-        { ...options, cert: readFileSync(s.cert_file), key: readFileSync(s.key_file), minVersion: 'TLSv1.2' },
+        {
+          ...options,
+          cert: readFileSync(s.cert_file),
+          key: readFileSync(s.key_file),
+          minVersion: 'TLSv1.2',
+        },
         handler,
       )
     : http.createServer(options, handler);

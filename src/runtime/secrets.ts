@@ -9,7 +9,10 @@ export const stateDir = (dataRoot: string) => join(dataRoot, '.callfs');
  * Reads a generated secret, or creates it with mode 0600 (exclusive create,
  * so two processes starting together end up with the same one).
  */
-export function persistentSecret(dataRoot: string, name: string): { value: string; file: string; created: boolean } {
+export function persistentSecret(
+  dataRoot: string,
+  name: string,
+): { value: string; file: string; created: boolean } {
   const dir = stateDir(dataRoot);
   const file = join(dir, name);
   mkdirSync(dir, { recursive: true, mode: 0o700 });

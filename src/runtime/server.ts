@@ -1,14 +1,15 @@
 import { once } from 'node:events';
 import type http from 'node:http';
-import { identities, parseListenAddr } from '../config/rules.js';
 import type { LoadedConfig } from '../config/load.js';
+import { identities, parseListenAddr } from '../config/rules.js';
 import { redactDsn } from '../metadata/dsn.js';
-import { collectDefaultMetrics, registry } from '../observability/metrics.js';
 import { createLogger, type Logger } from '../observability/logger.js';
+import { collectDefaultMetrics, registry } from '../observability/metrics.js';
 import { createApp } from '../server/app.js';
 import { createHttpServer, usesHttps } from './http-server.js';
+import { startMetricsListener } from './metrics-listener.js';
 import { persistentSecret } from './secrets.js';
-import { buildServices, type Services } from './services.js';
+import { buildServices, type BuildOptions, type Services } from './services.js';
 
 export interface RunningServer {
   server: http.Server;
@@ -18,67 +19,131 @@ export interface RunningServer {
   stop(): Promise<void>;
 }
 
-/** The quickstart's key: generated once, printed once, reused from its 0600 file. */
-function quickstartUsers(loaded: LoadedConfig, log: Logger, print: (line: string) => void) {
+export type Print = (line: string) => void;
+export const printStdout: Print = (line) => process.stdout.write(line + '\n');
+
+export function loggerFor(loaded: LoadedConfig): Logger {
+  return createLogger({ level: loaded.config.log.level, format: loaded.config.log.format });
+}
+
+/**
+ * The identities to accept. With no config file and no key anywhere (the
+ * quickstart) a key is generated once, printed once (`API key: …`) and kept in
+ * `<data>/.callfs/api-key` (0600); later starts only name the file.
+ */
+export function resolveUsers(loaded: LoadedConfig, log: Logger, print: Print | null) {
   const configured = identities(loaded.config);
   if (configured.length > 0 || !loaded.quickstart) return configured;
-  const { value, file, created } = persistentSecret(loaded.config.backend.localfs_root_path, 'api-key');
-  if (created) print(`API key: ${value}`);
-  else log.info({ file }, 'using the generated API key stored in file');
+  const { value, file, created } = persistentSecret(
+    loaded.config.backend.localfs_root_path,
+    'api-key',
+  );
+  if (print) {
+    if (created) print(`API key: ${value}`);
+    else log.info({ file }, 'using the generated API key stored in file');
+  }
   return [{ user: 'api-user-0', key: value }];
 }
 
-/** Starts one serving process: migrations, recovery, then the HTTP listener. */
-export async function startServer(
-  loaded: LoadedConfig,
-  opts: { print?: (line: string) => void } = {},
-): Promise<RunningServer> {
-  const { config } = loaded;
-  const log = createLogger({ level: config.log.level, format: config.log.format });
-  for (const key of loaded.unknownKeys) log.warn({ key }, 'unknown config key ignored');
-  const users = quickstartUsers(loaded, log, opts.print ?? ((l) => process.stdout.write(l + '\n')));
-  collectDefaultMetrics();
-  const services = buildServices({ config, log, users });
+/** Migrations and crash recovery: once per instance, before anything serves. */
+export async function prepareStorage(services: Services, loaded: LoadedConfig, log: Logger) {
+  const { dsn } = loaded.config.metadata_store;
   try {
     await services.store.migrate();
   } catch (err) {
     log.error(
-      { error: (err as Error).message, dsn: config.metadata_store.dsn ? redactDsn(config.metadata_store.dsn) : undefined },
+      { error: (err as Error).message, dsn: dsn ? redactDsn(dsn) : undefined },
       'Database connection failed',
     );
-    await services.close();
     throw err;
   }
   const recovered = await services.engine.recover();
-  if (recovered.rolledForward + recovered.swept > 0) log.info(recovered, 'recovered interrupted writes');
+  if (recovered.rolledForward + recovered.swept > 0) {
+    log.info(recovered, 'recovered interrupted writes');
+  }
+}
 
+export interface ServeOptions {
+  /** Renders /metrics; a worker asks its primary for the merged text. */
+  renderMetrics?: () => Promise<{ contentType: string; body: string }>;
+  /** Whether this process may run migrations and recovery (not a cluster worker). */
+  owner: boolean;
+  print: Print | null;
+  shared?: Pick<BuildOptions, 'locks' | 'invalidation'>;
+}
+
+/** Builds the services and the app, and listens. One serving process. */
+export async function serve(loaded: LoadedConfig, opts: ServeOptions): Promise<RunningServer> {
+  const { config } = loaded;
+  const log = loggerFor(loaded);
+  if (opts.owner)
+    for (const key of loaded.unknownKeys) log.warn({ key }, 'unknown config key ignored');
+  const users = resolveUsers(loaded, log, opts.print);
+  collectDefaultMetrics();
+  const services = buildServices({ config, log, users, ...opts.shared });
+  if (opts.owner) {
+    try {
+      await prepareStorage(services, loaded, log);
+    } catch (err) {
+      await services.close();
+      throw err;
+    }
+  }
   const https = usesHttps(config);
   const app = createApp({
     ...services.deps,
     https,
     metrics: {
       requireAuth: config.metrics.require_auth,
-      render: async () => ({ contentType: registry.contentType, body: await registry.metrics() }),
+      // A separate metrics listener means the main port does not serve /metrics.
+      render:
+        config.metrics.listen_addr !== ''
+          ? null
+          : (opts.renderMetrics ??
+            (async () => ({ contentType: registry.contentType, body: await registry.metrics() }))),
     },
   });
   const server = createHttpServer(config, app);
+  // One process serving alone keeps its own metrics listener; a primary runs it for its workers.
+  const metricsServer =
+    opts.owner && config.metrics.listen_addr !== ''
+      ? startMetricsListener({
+          addr: config.metrics.listen_addr,
+          render: async () => ({
+            contentType: registry.contentType,
+            body: await registry.metrics(),
+          }),
+          keys: config.metrics.require_auth ? services.deps.keys : null,
+          log,
+        })
+      : null;
   const addr = parseListenAddr(config.server.listen_addr) ?? { host: '', port: 8443 };
   server.listen(addr.port, addr.host || undefined);
   await once(server, 'listening');
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : addr.port;
   log.info(
-    { listen_addr: config.server.listen_addr, port, protocol: https ? 'https' : 'http', instance_id: services.instanceId, metadata_store: config.metadata_store.type },
+    {
+      listen_addr: config.server.listen_addr,
+      port,
+      protocol: https ? 'https' : 'http',
+      instance_id: services.instanceId,
+      metadata_store: config.metadata_store.type,
+      pid: process.pid,
+    },
     'CallFS listening',
   );
 
   let stopping: Promise<void> | null = null;
   const stop = () =>
     (stopping ??= (async () => {
+      metricsServer?.close();
+      const closed = once(server, 'close').catch(() => undefined);
       server.close();
       server.closeIdleConnections();
-      const deadline = setTimeout(() => server.closeAllConnections(), 10_000);
-      await once(server, 'close').catch(() => undefined);
+      // In-flight requests get a deadline to finish, then their sockets are cut.
+      const deadline = setTimeout(() => server.closeAllConnections(), 10_000).unref();
+      await closed;
       clearTimeout(deadline);
       await services.close();
     })());

@@ -9,9 +9,10 @@ import { identities } from '../config/rules.js';
 import type { Config } from '../config/schema.js';
 import { Engine } from '../core/engine.js';
 import { InstrumentedLockManager } from '../core/instrumented-locks.js';
-import { LocalInvalidationBus } from '../core/invalidation.js';
+import { LocalInvalidationBus, type InvalidationBus } from '../core/invalidation.js';
 import { KeyRing } from '../core/keyring.js';
 import { LocalLockManager } from '../core/local-locks.js';
+import type { LockManager } from '../core/locks.js';
 import { MemoryRateLimiter } from '../core/rate-limit.js';
 import { LinkService } from '../links/service.js';
 import { MetadataCache } from '../metadata/cache.js';
@@ -36,9 +37,12 @@ export interface BuildOptions {
   log: Logger;
   /** Keys resolved by the runtime (config, or the quickstart's generated key). */
   users: Array<{ user: string; key: string }>;
+  /** Workers of a multi-process instance lock and invalidate through the primary. */
+  locks?: LockManager;
+  invalidation?: InvalidationBus;
 }
 
-export function buildServices({ config, log, users }: BuildOptions): Services {
+export function buildServices({ config, log, users, ...shared }: BuildOptions): Services {
   const instanceId = config.instance_discovery.instance_id || hostname();
   const root = resolve(config.backend.localfs_root_path);
   const store = instrumentStore(
@@ -53,13 +57,14 @@ export function buildServices({ config, log, users }: BuildOptions): Services {
     ['localfs', new InstrumentedBackend(new LocalFsBackend(root), backendLog)],
     ['noop', new InstrumentedBackend(new NoopBackend(), backendLog)],
   ]);
-  const locks = new InstrumentedLockManager(new LocalLockManager());
+  const locks = new InstrumentedLockManager(shared.locks ?? new LocalLockManager());
   const cache = new MetadataCache({
     enabled: config.cache.enabled,
     maxEntries: config.cache.max_entries,
     ttlMs: config.cache.ttl,
   });
-  const invalidation = new LocalInvalidationBus();
+  const invalidation = shared.invalidation ?? new LocalInvalidationBus();
+  invalidation.subscribe((m) => cache.invalidate(m.path, m.subtree));
   const engine = new Engine({
     store,
     cache,
@@ -84,7 +89,10 @@ export function buildServices({ config, log, users }: BuildOptions): Services {
         fileOps: new MemoryRateLimiter(rl.file_ops),
       }
     : null;
-  const keys = new KeyRing(users.length > 0 ? users : identities(config), config.auth.internal_proxy_secret);
+  const keys = new KeyRing(
+    users.length > 0 ? users : identities(config),
+    config.auth.internal_proxy_secret,
+  );
   const defaultBackend = backends.get(config.backend.default_backend) as Backend;
 
   return {

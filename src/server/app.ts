@@ -25,7 +25,10 @@ export interface AppDeps {
   https: boolean;
   readiness: ReadinessCheck[];
   limiters: { linkGenerate: RateLimiter; linkDownload: RateLimiter; fileOps: RateLimiter } | null;
-  metrics: { requireAuth: boolean; render: (() => Promise<{ contentType: string; body: string }>) | null };
+  metrics: {
+    requireAuth: boolean;
+    render: (() => Promise<{ contentType: string; body: string }>) | null;
+  };
 }
 
 export function createApp(deps: AppDeps): Koa<CallFSState> {

@@ -15,6 +15,8 @@ export interface BackendCaps {
 
 export interface BackendFixture {
   backend: Backend;
+  /** A new instance over the same storage, as after a crash and restart. */
+  reopen(): Backend;
   cleanup(): Promise<void>;
 }
 
@@ -68,7 +70,8 @@ export function backendContract(
       const staged = await b.create(key, bodyOf(data));
       await staged.publish();
     };
-    const get = async (key: string): Promise<string> => (await readAll(await b.open(key))).toString();
+    const get = async (key: string): Promise<string> =>
+      (await readAll(await b.open(key))).toString();
     /** Sweeping with nothing to keep counts the staged bytes left behind. */
     const leftovers = (): Promise<number> => b.sweepStaged(new Set());
 
@@ -358,29 +361,34 @@ export function backendContract(
         expect(await b.stat('/self/child')).toMatchObject({ type: 'directory' });
       });
 
-      it('recover publishes a staged write by ref, once', async () => {
+      it('after a restart, recover publishes a staged write by ref, once', async () => {
         const staged = await b.create('/rec/file.txt', bodyOf('recovered'));
         expect(await b.stat('/rec/file.txt')).toBeNull();
-        await b.recover('/rec/file.txt', staged.ref);
+        const restarted = fx.reopen();
+        await restarted.recover('/rec/file.txt', staged.ref);
         expect(await get('/rec/file.txt')).toBe('recovered');
         // Already rolled forward: a second recovery (e.g. a second crash) changes nothing.
         await put('/rec/file.txt', 'newer');
-        await b.recover('/rec/file.txt', staged.ref);
+        await restarted.recover('/rec/file.txt', staged.ref);
         expect(await get('/rec/file.txt')).toBe('newer');
-        expect(await leftovers()).toBe(0);
+        expect(await restarted.sweepStaged(new Set())).toBe(0);
+        await restarted.close();
       });
 
-      it('sweepStaged removes staged bytes not kept and reports how many', async () => {
+      it('after a restart, sweepStaged removes staged bytes not kept and counts them', async () => {
         const keep = await b.create('/sw/keep.txt', bodyOf('keep'));
         const lose1 = await b.create('/sw/lose1.txt', bodyOf('lose'));
         const lose2 = await b.update('/sw/lose2.txt', bodyOf('lose'));
-        expect(await b.sweepStaged(new Set([keep.ref]))).toBe(2);
-        await b.recover('/sw/lose1.txt', lose1.ref);
-        await b.recover('/sw/lose2.txt', lose2.ref);
+        const restarted = fx.reopen();
+        expect(await restarted.sweepStaged(new Set([keep.ref]))).toBe(2);
+        await restarted.recover('/sw/lose1.txt', lose1.ref);
+        await restarted.recover('/sw/lose2.txt', lose2.ref);
         expect(await b.stat('/sw/lose1.txt')).toBeNull();
         expect(await b.stat('/sw/lose2.txt')).toBeNull();
-        await b.recover('/sw/keep.txt', keep.ref);
+        await restarted.recover('/sw/keep.txt', keep.ref);
         expect(await get('/sw/keep.txt')).toBe('keep');
+        expect(await restarted.sweepStaged(new Set())).toBe(0);
+        await restarted.close();
       });
 
       it.each([

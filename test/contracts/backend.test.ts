@@ -13,6 +13,7 @@ backendContract(
     const dir = await mkdtemp(join(tmpdir(), 'callfs-localfs-'));
     return {
       backend: new LocalFsBackend(join(dir, 'root')),
+      reopen: () => new LocalFsBackend(join(dir, 'root')),
       cleanup: () => rm(dir, { recursive: true, force: true }),
     };
   },
@@ -21,7 +22,11 @@ backendContract(
 
 backendContract(
   'noop',
-  async () => ({ backend: new NoopBackend(), cleanup: async () => {} }),
+  async () => ({
+    backend: new NoopBackend(),
+    reopen: () => new NoopBackend(),
+    cleanup: async () => {},
+  }),
   { storesBytes: false },
 );
 

@@ -346,6 +346,43 @@ export function metadataContract(
       });
     });
 
+    describe('concurrency', () => {
+      it('lets exactly one of several writers with the same generation commit', async () => {
+        const store = await fresh();
+        await seedFile(store, '/race/f');
+        const results = await Promise.allSettled(
+          Array.from({ length: 10 }, (_, i) => store.commitFile(file('/race/f', { size: i }), 1)),
+        );
+        const won = results.filter((r) => r.status === 'fulfilled');
+        expect(won).toHaveLength(1);
+        for (const r of results) {
+          if (r.status === 'rejected')
+            expect((r.reason as CallFSError).code).toBe('PRECONDITION_FAILED');
+        }
+        expect((await store.get('/race/f'))?.generation).toBe(2);
+      });
+
+      it('lets concurrent creators of one path resolve to one insert and 409s', async () => {
+        const store = await fresh();
+        const created = await Promise.all(
+          Array.from({ length: 5 }, () =>
+            store.ensureDirectories('/p/q/r', 'alice', 'localfs', 'i1'),
+          ),
+        );
+        expect(
+          created
+            .flat()
+            .map((e) => e.path)
+            .sort(),
+        ).toEqual(['/p', '/p/q', '/p/q/r']);
+        const files = await Promise.allSettled(
+          Array.from({ length: 5 }, () => store.commitFile(file('/p/q/r/f'), null)),
+        );
+        expect(files.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+        expect(await store.countChildren('/p/q/r')).toBe(1);
+      });
+    });
+
     describe('pending writes', () => {
       it('lists per instance in path order and clears one at a time', async () => {
         const store = await fresh();

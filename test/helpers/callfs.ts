@@ -5,6 +5,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { get as httpsGet } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { stringify } from 'yaml';
@@ -49,7 +50,8 @@ type Tree = Record<string, unknown>;
 const isTree = (v: unknown): v is Tree => typeof v === 'object' && v !== null && !Array.isArray(v);
 function merge(a: Tree, b: Tree): Tree {
   const out: Tree = { ...a };
-  for (const [k, v] of Object.entries(b)) out[k] = isTree(out[k]) && isTree(v) ? merge(out[k] as Tree, v) : v;
+  for (const [k, v] of Object.entries(b))
+    out[k] = isTree(out[k]) && isTree(v) ? merge(out[k] as Tree, v) : v;
   return out;
 }
 
@@ -84,7 +86,8 @@ export async function startCallFS(opts: StartOptions = {}): Promise<CallFSProces
     : [CLI, 'server', '--config', configFile];
 
   const handle: CallFSProcess = {
-    url: `http://127.0.0.1:${port}`,
+    // server.protocol https: the URL says so and readiness is probed over TLS.
+    url: `${isTree(config.server) && config.server.protocol === 'https' ? 'https' : 'http'}://127.0.0.1:${port}`,
     port,
     root: opts.quickstart ? join(dir, 'data') : root,
     dir,
@@ -131,6 +134,16 @@ function filteredEnv(): NodeJS.ProcessEnv {
   return Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('CALLFS_')));
 }
 
+/** GET over TLS accepting the self-signed certificates tests generate. */
+function httpsStatus(url: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    httpsGet(url, { rejectUnauthorized: false }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    }).on('error', reject);
+  });
+}
+
 async function waitReady(h: CallFSProcess): Promise<void> {
   const deadline = Date.now() + 20_000;
   while (Date.now() < deadline) {
@@ -138,8 +151,12 @@ async function waitReady(h: CallFSProcess): Promise<void> {
       throw new Error(`callfs exited with ${h.proc.exitCode}:\n${h.logs.join('\n')}`);
     }
     try {
-      const res = await fetch(`${h.url}/health`);
-      if (res.ok) return;
+      if (h.url.startsWith('https:')) {
+        if ((await httpsStatus(`${h.url}/health`)) === 200) return;
+      } else {
+        const res = await fetch(`${h.url}/health`);
+        if (res.ok) return;
+      }
     } catch {
       // not listening yet
     }

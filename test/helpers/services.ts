@@ -172,7 +172,7 @@ async function startPostgresLocal(): Promise<PostgresHandle> {
     } catch (err) {
       if (attempt >= 3) {
         const tail = existsSync(log) ? readFileSync(log, 'utf8').slice(-2000) : '';
-        throw new Error(`postgres failed to start: ${String(err)}\n${tail}`);
+        throw new Error(`postgres failed to start: ${String(err)}\n${tail}`, { cause: err });
       }
     }
   }
@@ -347,7 +347,7 @@ async function startRedisLocal(): Promise<RedisHandle> {
       break;
     } catch (err) {
       await kill();
-      if (attempt >= 3) throw new Error(`redis failed to start: ${String(err)}`);
+      if (attempt >= 3) throw new Error(`redis failed to start: ${String(err)}`, { cause: err });
     }
   }
   const cleanup = () => {

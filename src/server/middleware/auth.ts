@@ -39,7 +39,10 @@ export function requireInternal(keys: KeyRing) {
     const key = bearer(ctx);
     if (!keys.isInternal(key)) {
       if (keys.user(key)) {
-        throw new CallFSError('PERMISSION_DENIED', 'internal endpoints accept only the internal secret');
+        throw new CallFSError(
+          'PERMISSION_DENIED',
+          'internal endpoints accept only the internal secret',
+        );
       }
       fail(ctx, 'invalid internal secret');
     }

@@ -33,7 +33,9 @@ export function directoryRoutes(router: Router<unknown, CallFSContext>, engine: 
     const q = query.safeParse(ctx.query);
     if (!q.success) {
       const issue = q.error.issues[0];
-      throw errors.invalidRequest(`${issue?.path.join('.') ?? 'query'}: ${issue?.message ?? 'invalid'}`);
+      throw errors.invalidRequest(
+        `${issue?.path.join('.') ?? 'query'}: ${issue?.message ?? 'invalid'}`,
+      );
     }
     const recursive = q.data.recursive === 'true' || q.data.recursive === '1';
     const maxDepth = recursive ? Math.min(q.data.max_depth ?? DEFAULT_MAX_DEPTH, MAX_MAX_DEPTH) : 0;

@@ -78,9 +78,13 @@ async function read(engine: Engine, ctx: CallFSContext, head: boolean): Promise<
     if (parsed.type === 'bytes' && (parsed.code & 1) === 0) {
       const ranges = combineRanges(parsed.ranges);
       if (ranges.length === 0 && (parsed.code & 2) !== 0) {
-        throw new CallFSError('RANGE_NOT_SATISFIABLE', `range not satisfiable for size ${entry.size}`, {
-          headers: { 'Content-Range': `bytes */${entry.size}` },
-        });
+        throw new CallFSError(
+          'RANGE_NOT_SATISFIABLE',
+          `range not satisfiable for size ${entry.size}`,
+          {
+            headers: { 'Content-Range': `bytes */${entry.size}` },
+          },
+        );
       }
       // Several disjoint ranges would need multipart/byteranges: serve the whole file instead.
       if (ranges.length === 1) range = ranges[0];

@@ -10,7 +10,10 @@ export interface ReadinessCheck {
 const READY_TIMEOUT_MS = 2000;
 
 /** Probe endpoints: no auth, cheap. */
-export function healthRoutes(router: Router<unknown, CallFSContext>, checks: ReadinessCheck[]): void {
+export function healthRoutes(
+  router: Router<unknown, CallFSContext>,
+  checks: ReadinessCheck[],
+): void {
   router.get('/health', (ctx) => {
     ctx.body = { status: 'ok' };
   });
@@ -39,7 +42,9 @@ export function healthRoutes(router: Router<unknown, CallFSContext>, checks: Rea
     ctx.body = {
       status: failed.length === 0 ? 'ready' : 'unavailable',
       checks: Object.fromEntries(results),
-      ...(failed.length > 0 ? { code: 'SERVICE_UNAVAILABLE', message: `not ready: ${failed.join(', ')}` } : {}),
+      ...(failed.length > 0
+        ? { code: 'SERVICE_UNAVAILABLE', message: `not ready: ${failed.join(', ')}` }
+        : {}),
     };
   });
 }

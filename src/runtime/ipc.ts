@@ -1,0 +1,34 @@
+/**
+ * Messages between the primary and its workers (node:cluster IPC). The
+ * primary brokers path locks (so they hold across the workers of one
+ * instance), relays cache invalidations, and answers merged-metrics requests.
+ */
+import type { Invalidation } from '../core/invalidation.js';
+
+export type WorkerToPrimary =
+  | { t: 'lock.acquire'; id: number; key: string; ttlMs: number; waitMs: number }
+  | { t: 'lock.release'; id: number }
+  | { t: 'invalidate'; msg: Invalidation }
+  | { t: 'metrics'; id: number };
+
+export type PrimaryToWorker =
+  | { t: 'lock.granted'; id: number }
+  | { t: 'lock.failed'; id: number; code: 'LOCK_TIMEOUT' | 'SERVICE_UNAVAILABLE'; message: string }
+  | { t: 'invalidate'; msg: Invalidation }
+  | { t: 'metrics'; id: number; contentType: string; body: string }
+  | { t: 'shutdown' };
+
+const KINDS = new Set([
+  'lock.acquire',
+  'lock.release',
+  'invalidate',
+  'metrics',
+  'lock.granted',
+  'lock.failed',
+  'shutdown',
+]);
+
+/** Our messages carry a `t` we know; prom-client's own IPC messages do not. */
+export function isCallFSMessage<T extends { t: string }>(m: unknown): m is T {
+  return typeof m === 'object' && m !== null && KINDS.has((m as { t?: unknown }).t as string);
+}

@@ -1,0 +1,158 @@
+import cluster, { type Worker } from 'node:cluster';
+import { once } from 'node:events';
+import { AggregatorRegistry } from 'prom-client';
+import type { LoadedConfig } from '../config/load.js';
+import { KeyRing } from '../core/keyring.js';
+import { LocalLockManager } from '../core/local-locks.js';
+import type { Lock } from '../core/locks.js';
+import { CallFSError } from '../core/errors.js';
+import { startMetricsListener } from './metrics-listener.js';
+import { isCallFSMessage, type PrimaryToWorker, type WorkerToPrimary } from './ipc.js';
+import { loggerFor, prepareStorage, resolveUsers, type Print } from './server.js';
+import { buildServices } from './services.js';
+
+/** A worker that dies this many times within RESTART_WINDOW_MS is a crash loop: stop restarting it. */
+const MAX_RESTARTS = 5;
+const RESTART_WINDOW_MS = 60_000;
+const SHUTDOWN_DEADLINE_MS = 30_000;
+
+/**
+ * The primary of a multi-worker instance: prepares storage once, forks the
+ * workers, restarts dead ones with back-off, brokers locks across them,
+ * relays cache invalidations, serves merged metrics and drains on SIGTERM.
+ */
+export async function runPrimary(
+  loaded: LoadedConfig,
+  workers: number,
+  print: Print,
+): Promise<void> {
+  const log = loggerFor(loaded).child({ role: 'primary' });
+  for (const key of loaded.unknownKeys) log.warn({ key }, 'unknown config key ignored');
+  const users = resolveUsers(loaded, log, print);
+  const setup = buildServices({ config: loaded.config, log, users });
+  try {
+    await prepareStorage(setup, loaded, log);
+  } finally {
+    await setup.close();
+  }
+
+  const aggregator = new AggregatorRegistry();
+  const locks = new LocalLockManager();
+  const held = new Map<string, Lock>();
+  const restarts = new Map<number, number[]>();
+  let stopping = false;
+
+  const send = (w: Worker, m: PrimaryToWorker) => {
+    if (w.isConnected()) w.send(m);
+  };
+
+  const onMessage = (w: Worker, m: unknown) => {
+    if (!isCallFSMessage<WorkerToPrimary>(m)) return;
+    switch (m.t) {
+      case 'lock.acquire':
+        locks.acquire(m.key, { ttlMs: m.ttlMs, waitMs: m.waitMs }).then(
+          (lock) => {
+            if (!w.isConnected()) return void lock.release();
+            held.set(`${w.id}:${m.id}`, lock);
+            send(w, { t: 'lock.granted', id: m.id });
+          },
+          (err: unknown) => {
+            const code =
+              err instanceof CallFSError && err.code === 'LOCK_TIMEOUT'
+                ? 'LOCK_TIMEOUT'
+                : 'SERVICE_UNAVAILABLE';
+            send(w, { t: 'lock.failed', id: m.id, code, message: (err as Error).message });
+          },
+        );
+        break;
+      case 'lock.release': {
+        const key = `${w.id}:${m.id}`;
+        void held.get(key)?.release();
+        held.delete(key);
+        break;
+      }
+      case 'invalidate':
+        for (const other of Object.values(cluster.workers ?? {})) {
+          if (other && other.id !== w.id) send(other, { t: 'invalidate', msg: m.msg });
+        }
+        break;
+      case 'metrics':
+        aggregator.clusterMetrics().then(
+          (body) => send(w, { t: 'metrics', id: m.id, contentType: aggregator.contentType, body }),
+          (err: unknown) => {
+            log.error({ err }, 'metrics aggregation failed');
+            send(w, { t: 'metrics', id: m.id, contentType: 'text/plain', body: '' });
+          },
+        );
+        break;
+    }
+  };
+
+  const fork = (slot: number) => {
+    const w = cluster.fork({ CALLFS_WORKER_SLOT: String(slot) });
+    w.on('message', (m: unknown) => onMessage(w, m));
+    w.once('exit', (code, signal) => {
+      // A dead worker's locks die with it, so its waiters are not stuck until the TTL.
+      for (const [key, lock] of held) {
+        if (key.startsWith(`${w.id}:`)) {
+          void lock.release();
+          held.delete(key);
+        }
+      }
+      if (stopping) return;
+      const now = Date.now();
+      const recent = (restarts.get(slot) ?? []).filter((t) => now - t < RESTART_WINDOW_MS);
+      recent.push(now);
+      restarts.set(slot, recent);
+      if (recent.length > MAX_RESTARTS) {
+        log.error(
+          { slot, code, signal, restarts: recent.length },
+          'worker crash loop: not restarting it',
+        );
+        if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(1);
+        return;
+      }
+      const delay = Math.min(30_000, 100 * 2 ** (recent.length - 1));
+      log.warn(
+        { slot, pid: w.process.pid, code, signal, restart_in_ms: delay },
+        'worker died; restarting',
+      );
+      setTimeout(() => fork(slot), delay).unref();
+    });
+  };
+  for (let slot = 0; slot < workers; slot++) fork(slot);
+  log.info({ workers, pid: process.pid }, 'primary started');
+
+  const { metrics } = loaded.config;
+  const metricsServer =
+    metrics.listen_addr === ''
+      ? null
+      : startMetricsListener({
+          addr: metrics.listen_addr,
+          render: async () => ({
+            contentType: aggregator.contentType,
+            body: await aggregator.clusterMetrics(),
+          }),
+          keys: metrics.require_auth ? new KeyRing(users, '') : null,
+          log,
+        });
+
+  const shutdown = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'shutting down workers');
+    metricsServer?.close();
+    const alive = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined);
+    const exits = alive.map((w) => once(w, 'exit'));
+    for (const w of alive) send(w, { t: 'shutdown' });
+    const deadline = setTimeout(() => {
+      for (const w of alive) w.process.kill('SIGKILL');
+    }, SHUTDOWN_DEADLINE_MS).unref();
+    await Promise.all(exits);
+    clearTimeout(deadline);
+    await locks.close();
+    process.exit(0);
+  };
+  process.once('SIGTERM', () => void shutdown('SIGTERM'));
+  process.once('SIGINT', () => void shutdown('SIGINT'));
+}

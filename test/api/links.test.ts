@@ -1,0 +1,179 @@
+/**
+ * Single-use download links: generate, redeem once, forgeries, expiry, races.
+ */
+import { describe, expect, it } from 'vitest';
+import { STORES, expectError, sha256, sleep, uniq, useServer } from '../helpers/api.js';
+
+interface Link {
+  token: string;
+  url: string;
+  expires_at: string;
+}
+
+describe.each(STORES)('links API (%s)', (store) => {
+  const api = useServer(store);
+
+  const generate = async (path: string, expiry: unknown = 60): Promise<Link> => {
+    const res = await api.generateLink(path, expiry);
+    const text = await res.text();
+    expect(res.status, text).toBe(201);
+    return JSON.parse(text) as Link;
+  };
+  const download = (token: string) => fetch(`${api.url}/download/${token}`);
+
+  it('generate → 201 {token,url,expires_at}; download once; then 410 LINK_USED', async () => {
+    const path = `${uniq('link')}/report.txt`;
+    const bytes = Buffer.from('quarterly numbers\n'.repeat(1000));
+    await api.create(path, bytes);
+    const before = Date.now();
+    const res = await api.generateLink(path, 120);
+    expect(res.status).toBe(201);
+    expect(res.headers.get('content-type')).toBe('application/json; charset=utf-8');
+    const link = (await res.json()) as Link;
+    expect(Object.keys(link).sort()).toEqual(['expires_at', 'token', 'url']);
+    expect(link.token).toMatch(/^[A-Za-z0-9_.-]+$/);
+    expect(link.url).toBe(`${api.url}/download/${link.token}`);
+    const expires = Date.parse(link.expires_at);
+    expect(new Date(expires).toISOString()).toBe(link.expires_at);
+    expect(expires).toBeGreaterThanOrEqual(before + 119_000);
+    expect(expires).toBeLessThanOrEqual(Date.now() + 120_000);
+
+    const first = await fetch(link.url); // no Authorization
+    expect(first.status).toBe(200);
+    expect(first.headers.get('content-disposition')).toBe(
+      `attachment; filename="report.txt"; filename*=UTF-8''report.txt`,
+    );
+    expect(first.headers.get('content-length')).toBe(String(bytes.length));
+    expect(first.headers.get('x-content-type-options')).toBe('nosniff');
+    const got = Buffer.from(await first.arrayBuffer());
+    expect(sha256(got)).toBe(sha256(bytes));
+
+    await expectError(await download(link.token), 410, 'LINK_USED');
+    await expectError(await download(link.token), 410, 'LINK_USED');
+  });
+
+  it('a non-ASCII file name gets an ASCII fallback and the UTF-8 name', async () => {
+    const path = `${uniq('link')}/résumé "final".pdf`;
+    await api.create(path, 'pdf');
+    const link = await generate(path);
+    const res = await download(link.token);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-disposition')).toBe(
+      `attachment; filename="r_sum_ _final_.pdf"; filename*=UTF-8''${encodeURIComponent('résumé "final".pdf')}`,
+    );
+    expect(await res.text()).toBe('pdf');
+  });
+
+  it('tampered, truncated, extended and garbage tokens → 404 LINK_NOT_FOUND', async () => {
+    const path = `${uniq('link')}/t.txt`;
+    await api.create(path, 'secret');
+    const { token } = await generate(path);
+    const flip = (s: string, i: number) =>
+      s.slice(0, i) + (s[i] === 'A' ? 'B' : 'A') + s.slice(i + 1);
+    const [id = '', exp = '', mac = ''] = token.split('.');
+    const bad = [
+      flip(token, 0), // id
+      flip(token, token.length - 1), // mac
+      `${id}.${(parseInt(exp, 36) + 1000).toString(36)}.${mac}`, // later expiry, old MAC
+      token.slice(0, -1),
+      token.slice(0, token.length / 2),
+      `${token}A`,
+      `${token}.x`,
+      'garbage',
+      'a.b.c',
+      '0',
+      'x'.repeat(500),
+    ];
+    for (const t of bad) {
+      await expectError(await download(encodeURIComponent(t)), 404, 'LINK_NOT_FOUND');
+    }
+    // The genuine token still works after all those attempts.
+    const ok = await download(token);
+    expect(ok.status).toBe(200);
+    expect(await ok.text()).toBe('secret');
+  });
+
+  it('GET /download/ with no token → 404 JSON', async () => {
+    const res = await fetch(`${api.url}/download/`);
+    expect(res.status).toBe(404);
+    expect(res.headers.get('content-type')).toMatch(/^application\/json/);
+    await res.text();
+  });
+
+  it('expiry_seconds out of range or not an integer → 400', async () => {
+    const path = `${uniq('link')}/e.txt`;
+    await api.create(path, 'e');
+    for (const expiry of [0, -1, 86401, 1e12, 1.5, '60', null, true, [60], { s: 1 }]) {
+      await expectError(await api.generateLink(path, expiry), 400, 'INVALID_REQUEST');
+    }
+    // Missing field.
+    await expectError(
+      await api.req('POST', '/v1/links/generate', {
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ path }),
+      }),
+      400,
+      'INVALID_REQUEST',
+    );
+    // The bounds themselves are fine.
+    await generate(path, 1);
+    await generate(path, 86400);
+  });
+
+  it('a missing path → 404; a directory → 400; a bad path → 400 INVALID_PATH', async () => {
+    const dir = uniq('link');
+    await api.mkdir(dir);
+    await expectError(await api.generateLink(`${dir}/missing.txt`, 60), 404, 'FILE_NOT_FOUND');
+    await expectError(await api.generateLink(dir, 60), 400, 'INVALID_REQUEST');
+    await expectError(await api.generateLink(`${dir}/../../etc/passwd`, 60), 400, 'INVALID_PATH');
+    await expectError(await api.generateLink('/.callfs/api-key', 60), 400, 'INVALID_PATH');
+  });
+
+  it('generating needs a key; downloading does not', async () => {
+    const path = `${uniq('link')}/a.txt`;
+    await api.create(path, 'a');
+    await expectError(await api.generateLink(path, 60, null), 401, 'AUTHENTICATION_FAILED');
+    await expectError(await api.generateLink(path, 60, 'wrong-key-0123456789'), 401, 'AUTHENTICATION_FAILED');
+  });
+
+  it('20 concurrent downloads of one token: exactly one 200, 19 × 410 LINK_USED', async () => {
+    const path = `${uniq('race')}/once.bin`;
+    const bytes = Buffer.alloc(64 * 1024, 7);
+    await api.create(path, bytes);
+    const { token } = await generate(path);
+    const results = await Promise.all(
+      Array.from({ length: 20 }, async () => {
+        const res = await download(token);
+        if (res.status === 200) {
+          return { status: 200, sha: sha256(Buffer.from(await res.arrayBuffer())) };
+        }
+        const body = (await res.json()) as { code: string };
+        return { status: res.status, code: body.code };
+      }),
+    );
+    const ok = results.filter((r) => r.status === 200);
+    expect(ok).toEqual([{ status: 200, sha: sha256(bytes) }]);
+    const rest = results.filter((r) => r.status !== 200);
+    expect(rest).toHaveLength(19);
+    for (const r of rest) expect(r).toEqual({ status: 410, code: 'LINK_USED' });
+  });
+
+  it('an expired link → 410 LINK_EXPIRED', async () => {
+    const path = `${uniq('exp')}/soon.txt`;
+    await api.create(path, 'soon');
+    const { token } = await generate(path, 1);
+    await sleep(2100);
+    await expectError(await download(token), 410, 'LINK_EXPIRED');
+    await expectError(await download(token), 410, 'LINK_EXPIRED');
+  });
+
+  it('a link to a file deleted since → 404 (not a 5xx)', async () => {
+    const path = `${uniq('link')}/gone.txt`;
+    await api.create(path, 'gone');
+    const { token } = await generate(path);
+    expect((await api.file('DELETE', path)).status).toBe(204);
+    const res = await download(token);
+    expect(res.status).toBe(404);
+    expect(((await res.json()) as { code: string }).code).toMatch(/^(FILE_NOT_FOUND|LINK_NOT_FOUND)$/);
+  });
+});

@@ -1,0 +1,289 @@
+/**
+ * Shared plumbing for the HTTP-level suite in test/api: one real server per
+ * metadata store per test file, a small fetch wrapper, raw HTTP / socket
+ * access for requests fetch would normalise or refuse, and the assertions
+ * every error response must pass.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync, readdirSync } from 'node:fs';
+import http from 'node:http';
+import { connect } from 'node:net';
+import { join } from 'node:path';
+import { afterAll, beforeAll, expect, inject } from 'vitest';
+import { KEYS, startCallFS, type CallFSProcess, type StartOptions } from './callfs.js';
+import { createDatabase } from './services.js';
+
+export { KEYS };
+
+export const STORES = ['sqlite', 'postgres'] as const;
+export type StoreKind = (typeof STORES)[number];
+
+/** Configured on every test server so X-CallFS-Instance-ID is known exactly. */
+export const INSTANCE_ID = 'api-test-instance';
+
+export const sha256 = (data: string | Uint8Array): string =>
+  createHash('sha256').update(data).digest('hex');
+export const md5b64 = (data: string | Uint8Array): string =>
+  createHash('md5').update(data).digest('base64');
+
+/** Starts a server on a fresh metadata store of the given kind. */
+export async function startServer(
+  store: StoreKind,
+  opts: Omit<StartOptions, 'store'> = {},
+): Promise<CallFSProcess> {
+  const config = { instance_discovery: { instance_id: INSTANCE_ID }, ...opts.config };
+  if (store === 'postgres') {
+    const dsn = await createDatabase(inject('pgDsn'));
+    return startCallFS({ ...opts, config, store: { type: 'postgres', dsn } });
+  }
+  return startCallFS({ ...opts, config, store: { type: 'sqlite' } });
+}
+
+/** Registers beforeAll/afterAll for one server of `store`; use inside a describe. */
+export function useServer(store: StoreKind, opts: Omit<StartOptions, 'store'> = {}): Api {
+  const api = new Api();
+  beforeAll(async () => {
+    api.srv = await startServer(store, opts);
+  });
+  afterAll(async () => {
+    await api.srv?.stop();
+  });
+  return api;
+}
+
+export type Key = string | null;
+
+export interface ReqOptions {
+  /** API key to send as a bearer token; null sends no Authorization. Default: alice. */
+  key?: Key;
+  headers?: Record<string, string>;
+  body?: string | Uint8Array | ReadableStream<Uint8Array>;
+}
+
+let counter = 0;
+/** A namespace path unique within the run, so tests sharing a server never collide. */
+export const uniq = (prefix = 't'): string =>
+  `/${prefix}-${process.pid}-${(counter++).toString(36)}`;
+
+/** Percent-encodes each segment of a namespace path for a URL. */
+export const enc = (path: string): string => path.split('/').map(encodeURIComponent).join('/');
+
+export class Api {
+  srv!: CallFSProcess;
+
+  get url(): string {
+    return this.srv.url;
+  }
+  get root(): string {
+    return this.srv.root;
+  }
+  get port(): number {
+    return this.srv.port;
+  }
+
+  /** Any request; `path` is the URL path (and query) as sent. */
+  async req(method: string, path: string, opts: ReqOptions = {}): Promise<Response> {
+    const key = opts.key === undefined ? KEYS.alice : opts.key;
+    const headers: Record<string, string> = { ...opts.headers };
+    if (key !== null) headers.Authorization = `Bearer ${key}`;
+    const init: RequestInit & { duplex?: 'half' } = { method, headers };
+    if (opts.body !== undefined) {
+      init.body = opts.body as RequestInit['body'];
+      if (opts.body instanceof ReadableStream) init.duplex = 'half';
+    }
+    return fetch(this.url + path, init);
+  }
+
+  /** Request on /v1/files{path}; the namespace path is encoded per segment. */
+  file(method: string, path: string, opts: ReqOptions = {}): Promise<Response> {
+    return this.req(method, `/v1/files${enc(path)}`, opts);
+  }
+
+  /** Creates (POST) a file and insists on 201. */
+  async create(path: string, body: string | Uint8Array, key: Key = KEYS.alice): Promise<void> {
+    const res = await this.file('POST', path, { key, body });
+    const text = await res.text();
+    expect(res.status, text).toBe(201);
+  }
+
+  /** Creates (POST p/) a directory and insists on 201. */
+  async mkdir(path: string, key: Key = KEYS.alice): Promise<void> {
+    const res = await this.file('POST', `${path}/`, { key });
+    const text = await res.text();
+    expect(res.status, text).toBe(201);
+  }
+
+  async read(path: string, key: Key = KEYS.alice): Promise<{ status: number; bytes: Buffer }> {
+    const res = await this.file('GET', path, { key });
+    return { status: res.status, bytes: Buffer.from(await res.arrayBuffer()) };
+  }
+
+  async patch(path: string, body: unknown, opts: ReqOptions = {}): Promise<Response> {
+    return this.file('PATCH', path, {
+      ...opts,
+      headers: { 'Content-Type': 'application/json', ...opts.headers },
+      body: JSON.stringify(body),
+    });
+  }
+
+  async generateLink(path: string, expiry: unknown, key: Key = KEYS.alice): Promise<Response> {
+    return this.req('POST', '/v1/links/generate', {
+      key,
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ path, expiry_seconds: expiry }),
+    });
+  }
+
+  /** Names under <root>/.callfs/tmp (staged uploads). */
+  tmpFiles(): string[] {
+    const dir = join(this.root, '.callfs', 'tmp');
+    return existsSync(dir) ? readdirSync(dir) : [];
+  }
+
+  /** Polls until no staged upload is left (aborted uploads are cleaned asynchronously). */
+  async expectNoTmpFiles(timeoutMs = 3000): Promise<void> {
+    await eventually(() => expect(this.tmpFiles()).toEqual([]), timeoutMs);
+  }
+
+  raw(opts: RawRequest): Promise<RawResponse> {
+    return rawRequest(this.port, opts);
+  }
+}
+
+/** Retries `check` until it stops throwing or the time is up (then rethrows). */
+export async function eventually(check: () => void | Promise<void>, timeoutMs = 3000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      await check();
+      return;
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+      await sleep(50);
+    }
+  }
+}
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+const ERROR_CONTENT_TYPE = /^application\/json(; *charset=utf-8)?$/i;
+
+/** No stack frames, file positions or module paths in an error body. */
+function expectNoLeak(text: string): void {
+  expect(text).not.toMatch(/\n\s+at |node_modules|\/src\/|\.ts:\d+|\.js:\d+|stack/i);
+}
+
+export interface ErrorBody {
+  code: string;
+  message: string;
+  [k: string]: unknown;
+}
+
+/** The error contract: status, JSON content type, `{code, message}`, nothing leaked. */
+export async function expectError(res: Response, status: number, code: string): Promise<ErrorBody> {
+  const text = await res.text();
+  expect(res.status, `${res.status} ${text}`).toBe(status);
+  return checkErrorBody(res.headers.get('content-type'), text, code);
+}
+
+export function expectRawError(res: RawResponse, status: number, code: string): ErrorBody {
+  const text = res.body.toString('utf8');
+  expect(res.status, `${res.status} ${text}`).toBe(status);
+  const type = res.headers['content-type'];
+  return checkErrorBody(typeof type === 'string' ? type : null, text, code);
+}
+
+function checkErrorBody(contentType: string | null, text: string, code: string): ErrorBody {
+  expect(contentType).toMatch(ERROR_CONTENT_TYPE);
+  const body = JSON.parse(text) as ErrorBody;
+  expect(body.code).toBe(code);
+  expect(typeof body.message).toBe('string');
+  expect(body.message.length).toBeGreaterThan(0);
+  expectNoLeak(text);
+  return body;
+}
+
+// ---------------------------------------------------------------------------
+// raw HTTP: paths exactly as written (fetch/URL would normalise `..`, `%2e`)
+
+export interface RawRequest {
+  method?: string;
+  /** Sent verbatim as the request target. */
+  path: string;
+  key?: Key;
+  headers?: Record<string, string>;
+  body?: string | Buffer;
+}
+
+export interface RawResponse {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: Buffer;
+}
+
+export function rawRequest(port: number, opts: RawRequest): Promise<RawResponse> {
+  const key = opts.key === undefined ? KEYS.alice : opts.key;
+  const headers: Record<string, string> = { ...opts.headers };
+  if (key !== null) headers.Authorization = `Bearer ${key}`;
+  if (opts.body !== undefined) headers['Content-Length'] = String(Buffer.byteLength(opts.body));
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      { host: '127.0.0.1', port, method: opts.method ?? 'GET', path: opts.path, headers, agent: false },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }),
+        );
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    req.end(opts.body);
+  });
+}
+
+/**
+ * Writes `data` on a fresh TCP connection and returns everything the server
+ * sends back until it closes the connection (or `timeoutMs`).
+ */
+export function rawSocket(port: number, data: string | Buffer, timeoutMs = 5000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const sock = connect({ host: '127.0.0.1', port });
+    const chunks: Buffer[] = [];
+    const done = () => {
+      clearTimeout(timer);
+      sock.destroy();
+      resolve(Buffer.concat(chunks).toString('utf8'));
+    };
+    const timer = setTimeout(done, timeoutMs);
+    sock.on('data', (c: Buffer) => chunks.push(c));
+    sock.on('end', done);
+    sock.on('close', done);
+    sock.on('error', (err) => {
+      clearTimeout(timer);
+      if (chunks.length > 0) done();
+      else reject(err);
+    });
+    sock.on('connect', () => sock.write(data));
+  });
+}
+
+/** Splits a raw HTTP/1.1 response into status, lower-cased headers and body. */
+export function parseRawResponse(text: string): {
+  status: number;
+  headers: Record<string, string>;
+  body: string;
+} {
+  const split = text.indexOf('\r\n\r\n');
+  const head = split === -1 ? text : text.slice(0, split);
+  const body = split === -1 ? '' : text.slice(split + 4);
+  const [statusLine = '', ...lines] = head.split('\r\n');
+  const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(statusLine)?.[1] ?? 0);
+  const headers: Record<string, string> = {};
+  for (const line of lines) {
+    const i = line.indexOf(':');
+    if (i > 0) headers[line.slice(0, i).trim().toLowerCase()] = line.slice(i + 1).trim();
+  }
+  return { status, headers, body };
+}

@@ -1,0 +1,152 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, fromEnv, loadConfig } from '../../src/config/load.js';
+import { identities } from '../../src/config/rules.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'callfs-config-'));
+let n = 0;
+function file(text: string, ext = 'yaml'): string {
+  const f = join(dir, `c${n++}.${ext}`);
+  writeFileSync(f, text);
+  return f;
+}
+const KEY = 'k'.repeat(16);
+function problems(text: string, env: NodeJS.ProcessEnv = {}): string[] {
+  try {
+    loadConfig({ file: file(text), env });
+  } catch (err) {
+    if (err instanceof ConfigError) return err.problems;
+    throw err;
+  }
+  return [];
+}
+
+describe('loadConfig', () => {
+  it('defaults: :8443, localfs ./data, sqlite, local locks, quickstart without a file', () => {
+    const { config, quickstart } = loadConfig({ env: {} });
+    expect(quickstart).toBe(true);
+    expect(config.server.listen_addr).toBe(':8443');
+    expect(config.backend.localfs_root_path).toBe('./data');
+    expect(config.metadata_store).toEqual({
+      type: 'sqlite',
+      dsn: '',
+      sqlite_path: './callfs.sqlite3',
+    });
+    expect(config.dlm.type).toBe('local');
+    expect(config.rate_limit.link_generate).toEqual({ rate: 20, burst: 20 });
+    expect(config.rate_limit.file_ops).toEqual({ rate: 2000, burst: 4000 });
+  });
+
+  it('layers: file, then environment, then flags', () => {
+    const f = file(
+      `server: {listen_addr: ":1000", read_timeout: 5s}\nauth: {api_keys: ["${KEY}"]}\n`,
+    );
+    const env = { CALLFS_SERVER__LISTEN_ADDR: ':2000', CALLFS_LOG__LEVEL: 'debug' };
+    expect(loadConfig({ file: f, env }).config.server.listen_addr).toBe(':2000');
+    const flagged = loadConfig({ file: f, env, flags: { server: { listen_addr: ':3000' } } });
+    expect(flagged.config.server.listen_addr).toBe(':3000');
+    expect(flagged.config.server.read_timeout).toBe(5000);
+    expect(flagged.config.log.level).toBe('debug');
+  });
+
+  it('environment nests on double underscores and lists split on commas', () => {
+    expect(fromEnv({ CALLFS_AUTH__API_KEY_USERS__ALICE: 'x', OTHER: 'y' })).toEqual({
+      auth: { api_key_users: { alice: 'x' } },
+    });
+    const { config } = loadConfig({
+      env: { CALLFS_AUTH__API_KEYS: `${KEY}a, ${KEY}b`, CALLFS_METRICS__REQUIRE_AUTH: 'true' },
+    });
+    expect(identities(config)).toEqual([
+      { user: 'api-user-0', key: `${KEY}a` },
+      { user: 'api-user-1', key: `${KEY}b` },
+    ]);
+    expect(config.metrics.require_auth).toBe(true);
+  });
+
+  it('api_key_users come first with stable ids', () => {
+    const { config } = loadConfig({
+      file: file(`auth: {api_key_users: {alice: "${KEY}a"}, api_keys: ["${KEY}b"]}\n`),
+      env: {},
+    });
+    expect(identities(config).map((i) => i.user)).toEqual(['alice', 'api-user-0']);
+  });
+
+  it('unknown keys are reported, not fatal', () => {
+    const loaded = loadConfig({
+      file: file(`raft: {enabled: true}\nserver: {bogus: 1}\nauth: {api_keys: ["${KEY}"]}\n`),
+      env: {},
+    });
+    expect(loaded.unknownKeys).toEqual(['raft', 'server.bogus']);
+  });
+
+  it.each([
+    ['auth: {api_keys: []}\n', 'auth.api_keys: no API key configured'],
+    ['auth: {api_keys: ["short"]}\n', 'auth.api_keys[0]: key shorter than 16 characters'],
+    [`auth: {api_keys: ["${KEY}", "${KEY}"]}\n`, 'auth.api_keys[1]: same key as auth.api_keys[0]'],
+    [
+      `auth: {api_key_users: {root: "${KEY}"}}\n`,
+      'auth.api_key_users.root: "root" is a reserved user id',
+    ],
+    [
+      `auth: {api_key_users: {api-user-3: "${KEY}"}}\n`,
+      'auth.api_key_users.api-user-3: "api-user-3" is a reserved user id',
+    ],
+    [
+      `auth: {api_keys: ["${KEY}"]}\nserver: {protocol: https}\n`,
+      'server.cert_file: protocol https needs',
+    ],
+    [
+      `auth: {api_keys: ["${KEY}"]}\nmetadata_store: {type: mongo}\n`,
+      'metadata_store.type: Invalid option',
+    ],
+    [
+      `auth: {api_keys: ["${KEY}"]}\nserver: {read_timeout: soon}\n`,
+      'server.read_timeout: not a duration',
+    ],
+    [
+      `auth: {api_keys: ["${KEY}"]}\nserver: {listen_addr: "nope"}\n`,
+      'server.listen_addr: not a [host]:port',
+    ],
+    [
+      `auth: {api_keys: ["${KEY}"]}\ndlm: {type: redis, redis_addr: "r:6379"}\n`,
+      'metadata_store.type: a cluster',
+    ],
+    [
+      `auth: {api_keys: ["${KEY}"]}\ndlm: {type: redis, redis_addr: "r:6379"}\n`,
+      'auth.internal_proxy_secret: required in cluster mode',
+    ],
+  ])('rejects %j naming the key', (text, expected) => {
+    const found = problems(text);
+    expect(
+      found.some((p) => p.startsWith(expected)),
+      `${found.join('\n')}`,
+    ).toBe(true);
+  });
+
+  it('reports every problem at once and never echoes a key', () => {
+    const schema = problems('server: {protocol: gopher, workers: -1}\nlog: {format: xml}\n');
+    expect(schema.map((p) => p.split(':')[0])).toEqual([
+      'server.protocol',
+      'server.workers',
+      'log.format',
+    ]);
+    const rules = problems(
+      'auth: {api_keys: ["short-secret"], internal_proxy_secret: "tiny"}\nserver: {protocol: https}\n',
+    );
+    expect(rules.map((p) => p.split(':')[0])).toEqual([
+      'auth.api_keys[0]',
+      'auth.internal_proxy_secret',
+      'server.cert_file',
+    ]);
+    expect(rules.join('\n')).not.toContain('short-secret');
+    expect(rules.join('\n')).not.toContain('tiny');
+  });
+
+  it('duplicate YAML keys are an error', () => {
+    expect(problems(`auth: {api_keys: ["${KEY}"]}\nauth: {api_keys: ["${KEY}"]}\n`)[0]).toMatch(
+      /duplicate|unique/i,
+    );
+  });
+});
