@@ -3,10 +3,13 @@ import type { Logger } from 'pino';
 import { recordBackendOp } from '../observability/metrics.js';
 import type { Backend, ByteRange, StagedWrite, WriteOptions } from './types.js';
 
+const READS = new Set(['open', 'stat', 'list']);
+
 /**
  * Decorates a backend with the seed's backend metrics and "Backend operation"
  * log lines. Operation label values: open, create, update, delete, list,
- * stat, create_directory, move.
+ * stat, create_directory, move. Only operations that succeed are counted:
+ * the seed's CallFSBackendFailures alert reads a zero rate as "no successful operations".
  */
 export class InstrumentedBackend implements Backend {
   constructor(
@@ -28,17 +31,17 @@ export class InstrumentedBackend implements Backend {
     const result = await fn();
     const duration = Number(process.hrtime.bigint() - start) / 1e9;
     recordBackendOp(this.inner.type, operation, duration);
-    if (this.log.isLevelEnabled('debug')) {
-      this.log.debug(
-        {
-          backend_type: this.inner.type,
-          operation,
-          path,
-          duration,
-          bytes: bytes ? bytes(result) : 0,
-        },
-        'Backend operation',
-      );
+    // Mutations log at info (as in the seed); reads at debug, or every GET would log twice.
+    const level = READS.has(operation) ? 'debug' : 'info';
+    if (this.log.isLevelEnabled(level)) {
+      const fields = {
+        backend_type: this.inner.type,
+        operation,
+        path,
+        duration,
+        bytes: bytes ? bytes(result) : 0,
+      };
+      this.log[level](fields, 'Backend operation');
     }
     return result;
   }

@@ -5,7 +5,7 @@
 import { errors } from '../core/errors.js';
 import { PostgresStore } from './postgres.js';
 import { SqliteStore } from './sqlite.js';
-import type { MetadataStore, QueryObserver } from './types.js';
+import type { MetadataStore } from './types.js';
 
 export interface MetadataStoreConfig {
   type: 'sqlite' | 'postgres';
@@ -13,15 +13,14 @@ export interface MetadataStoreConfig {
   sqlitePath: string;
   /** PostgreSQL pool size per process. */
   poolMax?: number;
-  observer?: QueryObserver;
 }
 
 export function createMetadataStore(cfg: MetadataStoreConfig): MetadataStore {
   if (cfg.type === 'postgres') {
     if (!cfg.dsn) throw errors.invalidRequest('metadata_store.dsn is required for postgres');
-    return new PostgresStore(cfg.dsn, { max: cfg.poolMax, observer: cfg.observer });
+    return new PostgresStore(cfg.dsn, { max: cfg.poolMax });
   }
-  return new SqliteStore(cfg.sqlitePath, { observer: cfg.observer });
+  return new SqliteStore(cfg.sqlitePath);
 }
 
 export { PostgresStore } from './postgres.js';

@@ -20,7 +20,7 @@ import {
   postgresMigrations,
 } from './migrations.js';
 import { ROOT, assertPath, depthOf, isWithin, nameOf, parentOf, subtreeRange } from './paths.js';
-import { ENTRY_COLUMNS, ancestorsOf, observed, toEntry, type EntryRow } from './rows.js';
+import { ENTRY_COLUMNS, ancestorsOf, toEntry, translated, type EntryRow } from './rows.js';
 import type {
   Entry,
   LinkRecord,
@@ -29,7 +29,6 @@ import type {
   MetadataStore,
   NewEntry,
   PendingWrite,
-  QueryObserver,
 } from './types.js';
 
 export interface PostgresStoreOptions {
@@ -37,7 +36,6 @@ export interface PostgresStoreOptions {
   max?: number;
   /** Fail fast when the database is unreachable instead of queueing forever. */
   connectionTimeoutMs?: number;
-  observer?: QueryObserver;
 }
 
 type Db = Pick<pg.PoolClient, 'query'>;
@@ -73,11 +71,9 @@ const pgCode = (err: unknown): string | undefined => {
 export class PostgresStore implements MetadataStore {
   readonly kind = 'postgres' as const;
   readonly #pool: pg.Pool;
-  #observer: QueryObserver | undefined;
   #closed = false;
 
   constructor(dsn: string, opts: PostgresStoreOptions = {}) {
-    this.#observer = opts.observer;
     this.#pool = new pg.Pool({
       connectionString: dsn,
       max: opts.max ?? 10,
@@ -87,10 +83,6 @@ export class PostgresStore implements MetadataStore {
     // An idle client dies when the server restarts; without a listener that
     // 'error' event would crash the process. The pool drops the client itself.
     this.#pool.on('error', () => {});
-  }
-
-  setObserver(observer: QueryObserver | undefined): void {
-    this.#observer = observer;
   }
 
   /** For /debug/vars: connections open, idle, and callers waiting for one. */
@@ -450,7 +442,7 @@ export class PostgresStore implements MetadataStore {
   }
 
   #run<T>(operation: string, fn: () => Promise<T>): Promise<T> {
-    return observed(this.#observer, operation, fn, isUnavailable);
+    return translated(operation, fn, isUnavailable);
   }
 
   async #tx<T>(fn: (db: Db) => Promise<T>): Promise<T> {

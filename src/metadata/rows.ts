@@ -5,7 +5,7 @@
  * numeric goes through Number() and everything temporal through toDate().
  */
 import { CallFSError, errors, isCallFSError } from '../core/errors.js';
-import type { Entry, EntryType, QueryObserver } from './types.js';
+import type { Entry, EntryType } from './types.js';
 import { parentOf } from './paths.js';
 
 export interface EntryRow {
@@ -85,21 +85,18 @@ export function translateError(
   return errors.internal(err);
 }
 
-/** Runs one store operation, reporting its duration and outcome to the observer. */
-export async function observed<T>(
-  observer: QueryObserver | undefined,
-  operation: string,
+/**
+ * Runs one store operation; driver errors become CallFSErrors (timing is
+ * done outside, by metadata/instrumented.ts). `_operation` names it for stack traces.
+ */
+export async function translated<T>(
+  _operation: string,
   run: () => Promise<T> | T,
   isUnavailable: (err: unknown) => boolean,
 ): Promise<T> {
-  const started = performance.now();
   try {
-    const result = await run();
-    observer?.(operation, (performance.now() - started) / 1000, true);
-    return result;
+    return await run();
   } catch (err) {
-    // A domain answer (404, 409, 412) is a query that worked; only driver failures count as !ok.
-    observer?.(operation, (performance.now() - started) / 1000, isCallFSError(err));
     throw translateError(err, isUnavailable);
   }
 }

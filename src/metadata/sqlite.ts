@@ -11,7 +11,7 @@ import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlit
 import { errors } from '../core/errors.js';
 import { SCHEMA_MIGRATIONS_TABLE, pendingMigrations, sqliteMigrations } from './migrations.js';
 import { ROOT, assertPath, depthOf, isWithin, nameOf, parentOf, subtreeRange } from './paths.js';
-import { ENTRY_COLUMNS, ancestorsOf, observed, toEntry, type EntryRow } from './rows.js';
+import { ENTRY_COLUMNS, ancestorsOf, toEntry, translated, type EntryRow } from './rows.js';
 import type {
   Entry,
   LinkRecord,
@@ -20,13 +20,11 @@ import type {
   MetadataStore,
   NewEntry,
   PendingWrite,
-  QueryObserver,
 } from './types.js';
 
 export interface SqliteStoreOptions {
   /** How long a writer waits for another process's write lock. */
   busyTimeoutMs?: number;
-  observer?: QueryObserver;
 }
 
 type Row = Record<string, unknown>;
@@ -41,23 +39,16 @@ export class SqliteStore implements MetadataStore {
   readonly kind = 'sqlite' as const;
   readonly #db: DatabaseSync;
   readonly #statements = new Map<string, StatementSync>();
-  #observer: QueryObserver | undefined;
   #closed = false;
 
   constructor(path: string, opts: SqliteStoreOptions = {}) {
     const busyTimeoutMs = opts.busyTimeoutMs ?? 5000;
-    this.#observer = opts.observer;
     this.#db = new DatabaseSync(path, { timeout: busyTimeoutMs });
     // busy_timeout first: switching to WAL itself needs a lock other workers may hold.
     this.#db.exec(`PRAGMA busy_timeout = ${Math.floor(busyTimeoutMs)}`);
     this.#db.exec('PRAGMA journal_mode = WAL');
     this.#db.exec('PRAGMA synchronous = NORMAL');
     this.#db.exec('PRAGMA foreign_keys = ON');
-  }
-
-  /** Installs the hook that times every store operation (metrics). */
-  setObserver(observer: QueryObserver | undefined): void {
-    this.#observer = observer;
   }
 
   async migrate(): Promise<void> {
@@ -375,7 +366,7 @@ export class SqliteStore implements MetadataStore {
   }
 
   #run<T>(operation: string, fn: () => T): Promise<T> {
-    return observed(this.#observer, operation, fn, isUnavailable);
+    return translated(operation, fn, isUnavailable);
   }
 
   #tx<T>(fn: () => T): T {

@@ -146,6 +146,3 @@ export interface MetadataStore {
    */
   consumeLink(id: string, now: Date): Promise<{ status: LinkStatus; path?: string }>;
 }
-
-/** Hook the observability layer installs to time every store query. */
-export type QueryObserver = (operation: string, seconds: number, ok: boolean) => void;

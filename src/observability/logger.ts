@@ -1,7 +1,19 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { Writable } from 'node:stream';
 import { pino, type Logger } from 'pino';
 
 export type { Logger } from 'pino';
+
+/**
+ * The request a piece of code runs for. Every log line written inside it
+ * carries its `trace_id`, from any module, without passing loggers around.
+ */
+export const requestContext = new AsyncLocalStorage<{ traceId: string }>();
+
+function traceMixin(): Record<string, string> {
+  const ctx = requestContext.getStore();
+  return ctx ? { trace_id: ctx.traceId } : {};
+}
 
 /**
  * The pino logger of the seed's formats: `json` lines with `level` as a word,
@@ -19,6 +31,7 @@ export function createLogger(opts: {
     {
       level: opts.level,
       base: undefined,
+      mixin: traceMixin,
       messageKey: 'msg',
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },

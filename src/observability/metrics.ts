@@ -148,11 +148,12 @@ export const errorsTotal = new client.Counter({
 });
 
 let defaultsCollected = false;
-/** prom-client's process and Node.js runtime metrics, once per process. */
+/** prom-client's process and Node.js runtime metrics and the initial series, once per process. */
 export function collectDefaultMetrics(): void {
   if (defaultsCollected) return;
   defaultsCollected = true;
   client.collectDefaultMetrics({ register: registry });
+  initialiseSeries();
 }
 
 /** Times an async operation into a counter + histogram pair. */
@@ -179,4 +180,26 @@ export function recordDbQuery(operation: string, seconds: number): void {
 export function recordBackendOp(backendType: string, operation: string, seconds: number): void {
   backendOps.inc({ backend_type: backendType, operation });
   backendDuration.observe({ backend_type: backendType, operation }, seconds);
+}
+
+/**
+ * Series with a small, known label set start at 0, so they appear in the
+ * first scrape and rate() works from the start. Backend operation series are
+ * left to real events: the seed's CallFSBackendFailures alert treats a zero
+ * rate as a failure, and an idle server is not a failing one.
+ */
+export function initialiseSeries(): void {
+  for (const operation of ['acquire', 'release']) {
+    for (const status of ['success', 'failure']) lockOps.inc({ operation, status }, 0);
+  }
+  for (const operation of ['hit', 'miss', 'eviction', 'update']) {
+    cacheOps.inc({ operation, cache_type: 'metadata' }, 0);
+  }
+  for (const status of ['success', 'expired', 'invalid', 'not_found']) {
+    linkConsumptions.inc({ status }, 0);
+  }
+  linkGenerations.inc(0);
+  activeLocks.set(0);
+  httpClientActive.set(0);
+  httpClientIdle.set(0);
 }

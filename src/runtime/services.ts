@@ -1,4 +1,4 @@
-import { hostname } from 'node:os';
+import { availableParallelism, hostname } from 'node:os';
 import { resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { InstrumentedBackend } from '../backends/instrumented.js';
@@ -40,6 +40,14 @@ export interface BuildOptions {
   /** Workers of a multi-process instance lock and invalidate through the primary. */
   locks?: LockManager;
   invalidation?: InvalidationBus;
+}
+
+/** pg pool counters when the store is PostgreSQL. */
+function poolStats(store: MetadataStore): { total: number; idle: number; waiting: number } | null {
+  const withPool = store as MetadataStore & {
+    poolStats?: () => { total: number; idle: number; waiting: number };
+  };
+  return typeof withPool.poolStats === 'function' ? withPool.poolStats() : null;
 }
 
 export function buildServices({ config, log, users, ...shared }: BuildOptions): Services {
@@ -106,6 +114,19 @@ export function buildServices({ config, log, users, ...shared }: BuildOptions): 
       keys,
       log,
       limiters,
+      diagnostics: () => ({
+        pid: process.pid,
+        instance_id: instanceId,
+        worker_slot: Number(process.env.CALLFS_WORKER_SLOT ?? 0),
+        workers: config.server.workers || availableParallelism(),
+        uptime_seconds: Math.round(process.uptime()),
+        metadata_store: config.metadata_store.type,
+        pg_pool: poolStats(store),
+        cache_size: cache.size,
+        active_locks: locks.activeCount(),
+        peers: [],
+        memory: process.memoryUsage(),
+      }),
       readiness: [
         { name: 'metadata_store', check: () => store.ping() },
         { name: 'storage', check: () => defaultBackend.check() },

@@ -16,6 +16,7 @@ import { directoryRoutes } from './routes/directories.js';
 import { fileRoutes } from './routes/files.js';
 import { healthRoutes, type ReadinessCheck } from './routes/health.js';
 import { linkRoutes } from './routes/links.js';
+import { debugRoutes, type DiagnosticVars } from './routes/debug.js';
 
 export interface AppDeps {
   engine: Engine;
@@ -24,6 +25,7 @@ export interface AppDeps {
   log: Logger;
   https: boolean;
   readiness: ReadinessCheck[];
+  diagnostics: DiagnosticVars;
   limiters: { linkGenerate: RateLimiter; linkDownload: RateLimiter; fileOps: RateLimiter } | null;
   metrics: {
     requireAuth: boolean;
@@ -49,6 +51,7 @@ export function createApp(deps: AppDeps): Koa<CallFSState> {
     generate: [rateLimit(deps.limiters?.linkGenerate ?? null, byUser)],
     download: [rateLimit(deps.limiters?.linkDownload ?? null, byIp)],
   });
+  debugRoutes(router, deps.diagnostics);
   const render = deps.metrics.render;
   if (render) {
     router.get('/metrics', async (ctx) => {

@@ -111,14 +111,15 @@ export function metadataContract(
         expect(await store.countChildren('/')).toBe(1);
       });
 
-      it.runIf(opts.pair)('is safe when two processes migrate at once', async () => {
-        const [a, b] = await opts.pair!();
-        opened.push(a, b);
-        await Promise.all([a.migrate(), b.migrate(), a.migrate()]);
-        const [ra, rb] = await Promise.all([a.get('/'), b.get('/')]);
-        expect(ra).toEqual(rb);
-        expect(await a.countChildren('/')).toBe(0);
-      });
+      if (opts.pair)
+        it('is safe when two processes migrate at once', async () => {
+          const [a, b] = await opts.pair!();
+          opened.push(a, b);
+          await Promise.all([a.migrate(), b.migrate(), a.migrate()]);
+          const [ra, rb] = await Promise.all([a.get('/'), b.get('/')]);
+          expect(ra).toEqual(rb);
+          expect(await a.countChildren('/')).toBe(0);
+        });
 
       it('pings, and close is idempotent and final', async () => {
         const store = await fresh();

@@ -29,6 +29,7 @@ export function accessLog() {
           duration,
           user_agent: ctx.get('User-Agent'),
           remote_addr: ctx.ip,
+          trace_id: ctx.state.requestId,
         },
         'HTTP request',
       );

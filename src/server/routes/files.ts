@@ -33,7 +33,8 @@ const MD5_B64 = /^[A-Za-z0-9+/]{22}==$/;
 const patchBody = z
   .object({
     name: z.string().min(1).max(255).optional(),
-    destination: z.string().min(1).max(4096).optional(),
+    // No length cap here: normalise() refuses paths over 4096 bytes as INVALID_PATH.
+    destination: z.string().min(1).optional(),
     backend: z.enum(['localfs', 's3', 'noop']).optional(),
     instance: z.string().min(1).max(128).optional(),
     overwrite: z.boolean().default(false),

@@ -10,7 +10,8 @@ import { identityOf, type CallFSContext } from '../context.js';
 type Middleware = (ctx: CallFSContext, next: Next) => Promise<void>;
 
 const generateBody = z.object({
-  path: z.string().min(1).max(4096),
+  // No length cap here: normalise() refuses paths over 4096 bytes as INVALID_PATH.
+  path: z.string().min(1),
   expiry_seconds: z.number(),
 });
 
@@ -29,7 +30,9 @@ export function linkRoutes(
     const body = await readJson(ctx, generateBody);
     const { path } = normalise(body.path);
     ctx.status = 201;
-    ctx.body = await links.generate(path, body.expiry_seconds, identityOf(ctx), ctx.origin);
+    // Koa 3's ctx.origin is the Origin request header: build our own origin.
+    const origin = `${ctx.protocol}://${ctx.host}`;
+    ctx.body = await links.generate(path, body.expiry_seconds, identityOf(ctx), origin);
   });
 
   router.get('/download/:token', ...guards.download, async (ctx) => {
