@@ -97,6 +97,19 @@ function sectionKeys(section: string): Set<string> | null {
   return isTree(d) ? new Set(Object.keys(d)) : null;
 }
 
+/** Deletes the value at `path` so the schema's default applies instead. */
+function removePath(tree: Tree, path: ReadonlyArray<PropertyKey>): void {
+  let node: unknown = tree;
+  for (const key of path.slice(0, -1)) {
+    if (!isTree(node) && !Array.isArray(node)) return;
+    node = (node as Record<PropertyKey, unknown>)[key];
+  }
+  const last = path[path.length - 1];
+  if (last === undefined) return;
+  if (Array.isArray(node) && typeof last === 'number') node.splice(last, 1);
+  else if (isTree(node)) delete node[last as string];
+}
+
 export interface LoadOptions {
   file?: string;
   env?: NodeJS.ProcessEnv;
@@ -107,19 +120,24 @@ export interface LoadOptions {
 export function loadConfig(opts: LoadOptions = {}): LoadedConfig {
   const fileTree = opts.file ? readFile(opts.file) : {};
   const raw = merge(fileTree, fromEnv(opts.env ?? process.env), opts.flags ?? {});
-  const result = configSchema.safeParse(raw);
-  if (!result.success) {
-    throw new ConfigError(
-      result.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`),
-    );
-  }
   const quickstart = !opts.file;
-  const problems = semanticProblems(result.data, { quickstart });
-  if (problems.length > 0) throw new ConfigError(problems);
-  return {
-    config: result.data,
-    unknownKeys: unknownKeys(raw),
-    quickstart,
-    source: opts.file ?? null,
-  };
+  const result = configSchema.safeParse(raw);
+  if (result.success) {
+    const problems = semanticProblems(result.data, { quickstart });
+    if (problems.length > 0) throw new ConfigError(problems);
+    return {
+      config: result.data,
+      unknownKeys: unknownKeys(raw),
+      quickstart,
+      source: opts.file ?? null,
+    };
+  }
+  // Report everything at once: the schema's problems, then the cross-key rules
+  // checked on the config with the bad values left at their defaults.
+  const problems = result.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`);
+  const pruned = structuredClone(raw);
+  for (const issue of [...result.error.issues].reverse()) removePath(pruned, issue.path);
+  const fallback = configSchema.safeParse(pruned);
+  if (fallback.success) problems.push(...semanticProblems(fallback.data, { quickstart }));
+  throw new ConfigError(problems);
 }

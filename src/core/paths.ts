@@ -29,8 +29,11 @@ const invalid = (why: string) => new CallFSError('INVALID_PATH', `invalid path: 
 export function parseNamespacePath(rawEncoded: string): NamespacePath {
   if (Buffer.byteLength(rawEncoded) > MAX_PATH_BYTES * 3) throw invalid('too long');
   // Encoded separators, backslashes and NULs are refused before decoding, and
-  // a "%25" (encoded percent) would decode to another escape: double encoding.
-  if (/%(2f|5c|00|25)/i.test(rawEncoded)) throw invalid('encoded separator or double encoding');
+  // "%25" followed by hex digits would decode to another escape: double
+  // encoding. A literal percent sign ("100%25") is a fine name.
+  if (/%(2f|5c|00)|%25[0-9a-f]{2}/i.test(rawEncoded)) {
+    throw invalid('encoded separator or double encoding');
+  }
   let decoded: string;
   try {
     decoded = decodeURIComponent(rawEncoded);

@@ -119,11 +119,20 @@ export const crossServerDuration = new client.Histogram({
   registers: [registry],
 });
 
+/** Reads the peer proxy pool's connection counts at scrape time (set by the internal proxy). */
+let httpClientStats: () => { active: number; idle: number } = () => ({ active: 0, idle: 0 });
+export function setHttpClientStats(provider: () => { active: number; idle: number }): void {
+  httpClientStats = provider;
+}
+
 export const httpClientActive = new client.Gauge({
   name: 'callfs_http_client_connections_active',
   help: 'Active outgoing HTTP client connections (peer proxy pool)',
   registers: [registry],
   aggregator: 'sum',
+  collect() {
+    this.set(httpClientStats().active);
+  },
 });
 
 export const httpClientIdle = new client.Gauge({
@@ -131,6 +140,9 @@ export const httpClientIdle = new client.Gauge({
   help: 'Idle outgoing HTTP client connections (peer proxy pool)',
   registers: [registry],
   aggregator: 'sum',
+  collect() {
+    this.set(httpClientStats().idle);
+  },
 });
 
 export const fileOps = new client.Counter({
@@ -200,6 +212,4 @@ export function initialiseSeries(): void {
   }
   linkGenerations.inc(0);
   activeLocks.set(0);
-  httpClientActive.set(0);
-  httpClientIdle.set(0);
 }

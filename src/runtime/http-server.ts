@@ -1,14 +1,20 @@
+import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import type { Duplex } from 'node:stream';
 import type Koa from 'koa';
 import type { Config } from '../config/schema.js';
+import { SECURITY_HEADERS } from '../server/middleware/security-headers.js';
 
 export function usesHttps(config: Config): boolean {
   const { protocol, cert_file } = config.server;
   return protocol === 'https' || (protocol === 'auto' && cert_file !== '');
 }
+
+const RAW_SECURITY_HEADERS = Object.entries(SECURITY_HEADERS)
+  .map(([name, value]) => `${name}: ${value}\r\n`)
+  .join('');
 
 const CLIENT_ERROR_BODY = JSON.stringify({
   code: 'INVALID_REQUEST',
@@ -28,8 +34,9 @@ function onClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
   const status =
     err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : '400 Bad Request';
   socket.end(
-    `HTTP/1.1 ${status}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(CLIENT_ERROR_BODY)}\r\n` +
-      `X-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\n${CLIENT_ERROR_BODY}`,
+    `HTTP/1.1 ${status}\r\nContent-Type: application/json\r\n` +
+      `Content-Length: ${Buffer.byteLength(CLIENT_ERROR_BODY)}\r\n` +
+      `X-Request-ID: ${randomUUID()}\r\n${RAW_SECURITY_HEADERS}Connection: close\r\n\r\n${CLIENT_ERROR_BODY}`,
   );
 }
 

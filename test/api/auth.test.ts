@@ -91,7 +91,10 @@ describe.each(STORES)('auth and headers (%s)', (store) => {
           await api.req(method, p, {
             key: KEYS.internal,
             body,
-            headers: method === 'POST' && body?.startsWith('{') ? { 'Content-Type': 'application/json' } : {},
+            headers:
+              method === 'POST' && body?.startsWith('{')
+                ? { 'Content-Type': 'application/json' }
+                : {},
           }),
           401,
           'AUTHENTICATION_FAILED',
@@ -118,9 +121,17 @@ describe.each(STORES)('auth and headers (%s)', (store) => {
           401,
           'AUTHENTICATION_FAILED',
         );
-        await expectError(await api.req('GET', path, { key: KEYS.alice }), 403, 'PERMISSION_DENIED');
+        await expectError(
+          await api.req('GET', path, { key: KEYS.alice }),
+          403,
+          'PERMISSION_DENIED',
+        );
         await expectError(await api.req('POST', path, { key: KEYS.bob }), 403, 'PERMISSION_DENIED');
-        await expectError(await api.req('GET', path, { key: KEYS.internal }), 404, 'ROUTE_NOT_FOUND');
+        await expectError(
+          await api.req('GET', path, { key: KEYS.internal }),
+          404,
+          'ROUTE_NOT_FOUND',
+        );
       }
     });
   });
@@ -196,14 +207,23 @@ describe.each(STORES)('auth and headers (%s)', (store) => {
         expect(res.headers.get('x-request-id')).toBe(id);
         await res.text();
       }
-      const err = await api.file('GET', `${uniq()}/missing`, { headers: { 'X-Request-ID': 'keep-me-42' } });
+      const err = await api.file('GET', `${uniq()}/missing`, {
+        headers: { 'X-Request-ID': 'keep-me-42' },
+      });
       expect(err.status).toBe(404);
       expect(err.headers.get('x-request-id')).toBe('keep-me-42');
       await err.text();
     });
 
     it('an invalid incoming id is replaced', async () => {
-      for (const id of ['A'.repeat(129), 'a'.repeat(200), 'has spaces in it', 'semi;colon', 'quote"s', 'ünï']) {
+      for (const id of [
+        'A'.repeat(129),
+        'a'.repeat(200),
+        'has spaces in it',
+        'semi;colon',
+        'quote"s',
+        'ünï',
+      ]) {
         const res = await api.raw({
           path: '/health',
           key: null,
@@ -228,7 +248,11 @@ describe.each(STORES)('auth and headers (%s)', (store) => {
 
     it('errors over raw HTTP carry the same contract', async () => {
       expectRawError(await api.raw({ path: '/v1/files/..' }), 400, 'INVALID_PATH');
-      expectRawError(await api.raw({ path: '/v1/files/', key: null }), 401, 'AUTHENTICATION_FAILED');
+      expectRawError(
+        await api.raw({ path: '/v1/files/', key: null }),
+        401,
+        'AUTHENTICATION_FAILED',
+      );
     });
   });
 });

@@ -72,7 +72,16 @@ describe.each(STORES)('request bodies (%s)', (store) => {
   const api = useServer(store);
 
   describe('JSON bodies (PATCH, links)', () => {
-    const malformed = ['{', '{"name": }', 'not json', '', '"just a string"', '[1,2]', 'null', '{"name": "a.txt",}'];
+    const malformed = [
+      '{',
+      '{"name": }',
+      'not json',
+      '',
+      '"just a string"',
+      '[1,2]',
+      'null',
+      '{"name": "a.txt",}',
+    ];
 
     it('malformed JSON → 400 INVALID_REQUEST', async () => {
       const path = `${uniq('json')}/f.txt`;
@@ -110,7 +119,10 @@ describe.each(STORES)('request bodies (%s)', (store) => {
       for (const url of [`/v1/files${path}`, '/v1/links/generate']) {
         const method = url.startsWith('/v1/files') ? 'PATCH' : 'POST';
         await expectError(
-          await api.req(method, url, { headers: { 'Content-Type': 'application/json' }, body: big }),
+          await api.req(method, url, {
+            headers: { 'Content-Type': 'application/json' },
+            body: big,
+          }),
           413,
           'PAYLOAD_TOO_LARGE',
         );

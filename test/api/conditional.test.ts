@@ -229,7 +229,10 @@ describe.each(STORES)('conditional and partial requests (%s)', (store) => {
 
     it('If-None-Match: * on PUT: create only if absent', async () => {
       const p = `${uniq('inm')}/f.txt`;
-      const created = await api.file('PUT', p, { body: 'first', headers: { 'If-None-Match': '*' } });
+      const created = await api.file('PUT', p, {
+        body: 'first',
+        headers: { 'If-None-Match': '*' },
+      });
       expect(created.status).toBe(201);
       await created.text();
       await expectError(

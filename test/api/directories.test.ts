@@ -24,7 +24,11 @@ describe.each(STORES)('directories API (%s)', (store) => {
     [`${tree}/sub/deep/c.txt`, `${tree}/sub/deep/deeper`],
     [`${tree}/sub/deep/deeper/d.txt`],
   ];
-  const upTo = (depth: number) => byDepth.slice(0, depth + 1).flat().sort();
+  const upTo = (depth: number) =>
+    byDepth
+      .slice(0, depth + 1)
+      .flat()
+      .sort();
 
   const list = async (query: string, path = tree): Promise<Listing> => {
     const res = await api.req('GET', `/v1/directories${enc(path)}${query}`);
@@ -102,9 +106,12 @@ describe.each(STORES)('directories API (%s)', (store) => {
       expect(item.path.endsWith('/')).toBe(false);
       expect(item.path.startsWith(`${tree}/`)).toBe(true);
     }
-    expect(body.items.filter((i) => i.type === 'directory').map((i) => i.path).sort()).toEqual(
-      [`${tree}/sub`, `${tree}/sub/deep`, `${tree}/sub/deep/deeper`].sort(),
-    );
+    expect(
+      body.items
+        .filter((i) => i.type === 'directory')
+        .map((i) => i.path)
+        .sort(),
+    ).toEqual([`${tree}/sub`, `${tree}/sub/deep`, `${tree}/sub/deep/deeper`].sort());
   });
 
   it('the root lists the top level', async () => {
@@ -150,7 +157,8 @@ describe.each(STORES)('directories API (%s)', (store) => {
     let cursor: string | null = null;
     for (let page = 0; page < 10; page++) {
       const q: string =
-        '?recursive=true&limit=3' + (cursor === null ? '' : `&cursor=${encodeURIComponent(cursor)}`);
+        '?recursive=true&limit=3' +
+        (cursor === null ? '' : `&cursor=${encodeURIComponent(cursor)}`);
       const body = await list(q);
       seen.push(...body.items.map((i) => i.path));
       cursor = body.next_cursor;
@@ -175,11 +183,7 @@ describe.each(STORES)('directories API (%s)', (store) => {
   });
 
   it('a file is not a directory: 400; a missing path: 404', async () => {
-    await expectError(
-      await api.req('GET', `/v1/directories${tree}/a.txt`),
-      400,
-      'INVALID_REQUEST',
-    );
+    await expectError(await api.req('GET', `/v1/directories${tree}/a.txt`), 400, 'INVALID_REQUEST');
     await expectError(await api.req('GET', `/v1/directories${tree}/nope`), 404, 'FILE_NOT_FOUND');
   });
 

@@ -17,7 +17,8 @@ import {
 } from '../helpers/api.js';
 
 const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
-const HTTP_DATE = /^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} GMT$/;
+const HTTP_DATE =
+  /^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} GMT$/;
 
 interface EntryJson {
   name: string;
@@ -366,9 +367,7 @@ describe.each(STORES)('files API (%s)', (store) => {
       const res = await api.file('PUT', `${dir}/x/y/z.txt`, { body: 'z' });
       expect(res.status).toBe(201);
       await res.text();
-      expect((await api.file('HEAD', `${dir}/x/y`)).headers.get('x-callfs-type')).toBe(
-        'directory',
-      );
+      expect((await api.file('HEAD', `${dir}/x/y`)).headers.get('x-callfs-type')).toBe('directory');
     });
 
     it('p/ is 400 INVALID_REQUEST', async () => {
@@ -543,7 +542,11 @@ describe.each(STORES)('files API (%s)', (store) => {
         400,
         'INVALID_REQUEST',
       );
-      await expectError(await api.patch(`${dir}/d`, { destination: `${dir}/d` }), 400, 'INVALID_REQUEST');
+      await expectError(
+        await api.patch(`${dir}/d`, { destination: `${dir}/d` }),
+        400,
+        'INVALID_REQUEST',
+      );
       expect((await api.read(`${dir}/d/sub/f.txt`)).bytes.toString()).toBe('f');
     });
 
@@ -565,6 +568,45 @@ describe.each(STORES)('files API (%s)', (store) => {
       const parent = await api.file('HEAD', `${dir}/new/parents`);
       expect(parent.headers.get('x-callfs-type')).toBe('directory');
       expect((await api.read(`${dir}/new/parents/f.txt`)).bytes.toString()).toBe('f');
+    });
+
+    it('a file over an existing directory, even with overwrite: 409', async () => {
+      const dir = uniq();
+      await api.create(`${dir}/f.txt`, 'f');
+      await api.create(`${dir}/d/child.txt`, 'child');
+      await expectError(
+        await api.patch(`${dir}/f.txt`, { destination: `${dir}/d`, overwrite: true }),
+        409,
+        'FILE_ALREADY_EXISTS',
+      );
+      expect((await api.read(`${dir}/f.txt`)).bytes.toString()).toBe('f');
+      expect((await api.read(`${dir}/d/child.txt`)).bytes.toString()).toBe('child');
+    });
+
+    it('a trailing slash on a file path names no directory: 404, file kept', async () => {
+      const path = `${uniq()}/f.txt`;
+      await api.create(path, 'f');
+      await expectError(await api.patch(`${path}/`, { name: 'g.txt' }), 404, 'FILE_NOT_FOUND');
+      expect((await api.read(path)).bytes.toString()).toBe('f');
+    });
+
+    it('the root cannot be renamed or moved: 400', async () => {
+      await expectError(
+        await api.req('PATCH', '/v1/files/', {
+          headers: { 'Content-Type': 'application/json' },
+          body: JSON.stringify({ name: 'root2' }),
+        }),
+        400,
+        'INVALID_REQUEST',
+      );
+      await expectError(
+        await api.req('PATCH', '/v1/files/', {
+          headers: { 'Content-Type': 'application/json' },
+          body: JSON.stringify({ destination: `${uniq()}/root` }),
+        }),
+        400,
+        'INVALID_REQUEST',
+      );
     });
 
     it('a missing source: 404', async () => {
@@ -607,14 +649,21 @@ describe.each(STORES)('files API (%s)', (store) => {
       expect(existsSync(onDisk(api, `${dir}/full/f.txt`))).toBe(true);
     });
 
+    it('a trailing slash on a file path names no directory: 404, file kept', async () => {
+      const path = `${uniq()}/f.txt`;
+      await api.create(path, 'f');
+      await expectError(await api.file('DELETE', `${path}/`), 404, 'FILE_NOT_FOUND');
+      expect((await api.read(path)).bytes.toString()).toBe('f');
+    });
+
     it('a missing path: 404', async () => {
       await expectError(await api.file('DELETE', `${uniq()}/none`), 404, 'FILE_NOT_FOUND');
     });
 
     it('the root: 400', async () => {
-      const res = await api.req('DELETE', '/v1/files/');
-      expect(res.status).toBe(400);
-      await res.text();
+      await expectError(await api.req('DELETE', '/v1/files/'), 400, 'INVALID_REQUEST');
+      await expectError(await api.req('DELETE', '/v1/files'), 400, 'INVALID_REQUEST');
+      expect((await api.req('GET', '/v1/files/')).status).toBe(200);
     });
   });
 

@@ -161,6 +161,21 @@ describe('callfs config validate', () => {
     expect(r.stderr).not.toContain(KEYS.bob);
   });
 
+  it('every problem is printed, schema and cross-key ones together', () => {
+    const r = validate(
+      configFile({
+        ...VALID,
+        server: { ...VALID.server, protocol: 'https' },
+        auth: { api_keys: ['short'] },
+        metadata_store: { type: 'mongo' },
+      }),
+    );
+    expect(r.status).not.toBe(0);
+    for (const key of ['metadata_store.type', 'auth.api_keys[0]', 'server.cert_file']) {
+      expect(r.stderr).toContain(key);
+    }
+  });
+
   it('a duplicate YAML key → non-zero', () => {
     const file = configFile(
       `auth:\n  api_keys: ["${KEYS.alice}"]\nauth:\n  api_keys: ["${KEYS.bob}"]\n`,
@@ -193,8 +208,17 @@ describe('HTTPS', () => {
     const key = join(scratch, 'key.pem');
     execFileSync(
       'openssl',
-      ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=localhost', '-days', '1']
-        .concat(['-keyout', key, '-out', cert]),
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-subj',
+        '/CN=localhost',
+        '-days',
+        '1',
+      ].concat(['-keyout', key, '-out', cert]),
       { stdio: 'ignore' },
     );
     const srv = await startServer('sqlite', {

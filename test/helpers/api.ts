@@ -46,9 +46,30 @@ export function useServer(store: StoreKind, opts: Omit<StartOptions, 'store'> = 
     api.srv = await startServer(store, opts);
   });
   afterAll(async () => {
-    await api.srv?.stop();
+    if (!api.srv) return;
+    const logs = api.srv.logs;
+    await api.srv.stop();
+    // Whatever the tests threw at it, the server never answered with a 5xx nor logged an error.
+    expect(serverErrors(logs)).toEqual([]);
   });
   return api;
+}
+
+/** Access-log lines with a 5xx status and error-level (or worse) log lines. */
+export function serverErrors(logs: string[]): string[] {
+  return logs.filter((line) => {
+    let rec: { level?: unknown; status?: unknown; msg?: unknown };
+    try {
+      rec = JSON.parse(line) as typeof rec;
+    } catch {
+      return false;
+    }
+    const level = typeof rec.level === 'number' ? rec.level : String(rec.level);
+    const isError =
+      level === 'error' || level === 'fatal' || (typeof level === 'number' && level >= 50);
+    const is5xx = rec.msg === 'HTTP request' && typeof rec.status === 'number' && rec.status >= 500;
+    return isError || is5xx;
+  });
 }
 
 export type Key = string | null;
@@ -151,7 +172,10 @@ export class Api {
 }
 
 /** Retries `check` until it stops throwing or the time is up (then rethrows). */
-export async function eventually(check: () => void | Promise<void>, timeoutMs = 3000): Promise<void> {
+export async function eventually(
+  check: () => void | Promise<void>,
+  timeoutMs = 3000,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     try {
@@ -228,12 +252,23 @@ export function rawRequest(port: number, opts: RawRequest): Promise<RawResponse>
   if (opts.body !== undefined) headers['Content-Length'] = String(Buffer.byteLength(opts.body));
   return new Promise((resolve, reject) => {
     const req = http.request(
-      { host: '127.0.0.1', port, method: opts.method ?? 'GET', path: opts.path, headers, agent: false },
+      {
+        host: '127.0.0.1',
+        port,
+        method: opts.method ?? 'GET',
+        path: opts.path,
+        headers,
+        agent: false,
+      },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('end', () =>
-          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }),
+          resolve({
+            status: res.statusCode ?? 0,
+            headers: res.headers,
+            body: Buffer.concat(chunks),
+          }),
         );
         res.on('error', reject);
       },

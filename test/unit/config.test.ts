@@ -131,6 +131,7 @@ describe('loadConfig', () => {
       'server.protocol',
       'server.workers',
       'log.format',
+      'auth.api_keys',
     ]);
     const rules = problems(
       'auth: {api_keys: ["short-secret"], internal_proxy_secret: "tiny"}\nserver: {protocol: https}\n',

@@ -21,6 +21,7 @@ describe('parseNamespacePath', () => {
     ['/a%20b/c+d@e.txt', '/a b/c+d@e.txt', false],
     ['/%C3%A9t%C3%A9/.hidden', '/été/.hidden', false],
     ['/a..b/...', '/a..b/...', false],
+    ['/100%25/50%25%20off', '/100%/50% off', false],
   ])('accepts %s', (raw, path, directory) => {
     expect(parseNamespacePath(raw)).toEqual({ path, directory });
   });

@@ -1,7 +1,7 @@
 import type { Next } from 'koa';
 import type { CallFSContext } from '../context.js';
 
-const HEADERS: Record<string, string> = {
+export const SECURITY_HEADERS: Readonly<Record<string, string>> = {
   'X-Content-Type-Options': 'nosniff',
   'X-Frame-Options': 'DENY',
   'Referrer-Policy': 'no-referrer',
@@ -15,8 +15,8 @@ const HEADERS: Record<string, string> = {
 /** Set before anything else runs, so errors and /health carry them too. */
 export function securityHeaders(https: boolean) {
   const all = https
-    ? { ...HEADERS, 'Strict-Transport-Security': 'max-age=31536000; includeSubDomains' }
-    : HEADERS;
+    ? { ...SECURITY_HEADERS, 'Strict-Transport-Security': 'max-age=31536000; includeSubDomains' }
+    : SECURITY_HEADERS;
   return async (ctx: CallFSContext, next: Next) => {
     ctx.set(all);
     await next();

@@ -52,6 +52,20 @@ async function lookup(engine: Engine, p: NamespacePath): Promise<Entry> {
   return entry;
 }
 
+/**
+ * PATCH / DELETE of `p/`: the trailing slash names a directory, so a file at
+ * `p` is not what the client meant (404). An absent path is left to the
+ * engine, which answers 404 or, with If-Match, 412.
+ */
+async function refuseFileAsDirectory(engine: Engine, p: NamespacePath): Promise<void> {
+  if (!p.directory) return;
+  const entry = await engine.stat(p.path).catch((err: unknown) => {
+    if (err instanceof CallFSError && err.code === 'FILE_NOT_FOUND') return null;
+    throw err;
+  });
+  if (entry && entry.type !== 'directory') throw errors.notFound(p.path + '/');
+}
+
 async function read(engine: Engine, ctx: CallFSContext, head: boolean): Promise<void> {
   const entry = await lookup(engine, filesPath(ctx));
   setEntryHeaders(ctx, entry);
@@ -169,6 +183,7 @@ export function fileRoutes(router: Router<unknown, CallFSContext>, engine: Engin
   router.patch(any, async (ctx) => {
     const p = filesPath(ctx);
     const body = await readJson(ctx, patchBody);
+    await refuseFileAsDirectory(engine, p);
     if (body.instance !== undefined && body.instance !== engine.instanceId) {
       throw errors.invalidRequest(`unknown instance: ${body.instance}`);
     }
@@ -196,6 +211,7 @@ export function fileRoutes(router: Router<unknown, CallFSContext>, engine: Engin
 
   router.delete(any, async (ctx) => {
     const p = filesPath(ctx);
+    await refuseFileAsDirectory(engine, p);
     const pre = preconditions(ctx);
     await engine.delete(p.path, identityOf(ctx), { ifMatch: pre.ifMatch });
     ctx.status = 204;

@@ -1,0 +1,160 @@
+import type { IncomingHttpHeaders } from 'node:http';
+import type { Readable } from 'node:stream';
+import { Agent, errors as undiciErrors } from 'undici';
+import { HOP_HEADER, signIdentity } from '../cluster/identity-signature.js';
+import { CallFSError } from '../core/errors.js';
+import {
+  crossServerDuration,
+  crossServerOps,
+  setHttpClientStats,
+} from '../observability/metrics.js';
+
+/** What the caller asked, to be replayed on the owner. */
+export interface ForwardRequest {
+  method: string;
+  /** Path on the peer, e.g. /v1/internal/files/a/b.txt?x=1 (encoded as received). */
+  path: string;
+  headers: IncomingHttpHeaders;
+  body: Readable | null;
+  user: string;
+  requestId: string;
+}
+
+export interface ForwardResponse {
+  status: number;
+  headers: Record<string, string>;
+  body: Readable;
+}
+
+// Hop-by-hop headers (RFC 9110 §7.6.1) and ours, which the proxy sets itself.
+const DROP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'transfer-encoding',
+  'te',
+  'trailer',
+  'upgrade',
+  'host',
+  'authorization',
+  'expect',
+]);
+
+/**
+ * The `internalproxy` backend: forwards a request for bytes held by another
+ * instance to that instance's `/v1/internal/*` routes and streams both ways
+ * (undici keep-alive pools, nothing buffered). A peer that cannot be reached
+ * within the connect timeout is a 503 PEER_UNAVAILABLE naming it.
+ */
+export class InternalProxy {
+  private readonly agent: Agent;
+
+  constructor(
+    private readonly o: {
+      selfId: string;
+      secret: string;
+      urlOf: (instanceId: string) => string | undefined;
+      connectTimeoutMs: number;
+      /** Idle limit for either direction of a transfer. */
+      ioTimeoutMs: number;
+    },
+  ) {
+    this.agent = new Agent({
+      connect: { timeout: o.connectTimeoutMs },
+      keepAliveTimeout: 30_000,
+      connections: 128,
+      headersTimeout: o.ioTimeoutMs,
+      bodyTimeout: o.ioTimeoutMs,
+    });
+    setHttpClientStats(() => this.connectionStats());
+  }
+
+  async forward(target: string, req: ForwardRequest): Promise<ForwardResponse> {
+    const origin = this.o.urlOf(target);
+    const started = process.hrtime.bigint();
+    const labels = { operation: '', source_instance: this.o.selfId, target_instance: target };
+    const done = (operation: 'proxy_success' | 'proxy_failure') => {
+      crossServerOps.inc({ ...labels, operation });
+      crossServerDuration.observe(
+        { operation, target_instance: target },
+        Number(process.hrtime.bigint() - started) / 1e9,
+      );
+    };
+    if (!origin) {
+      done('proxy_failure');
+      throw unavailable(target, 'unknown instance (not registered)');
+    }
+    const headers: Record<string, string> = {};
+    for (const [name, value] of Object.entries(req.headers)) {
+      if (value === undefined || DROP.has(name) || name.startsWith('x-callfs-user')) continue;
+      headers[name] = Array.isArray(value) ? value.join(', ') : value;
+    }
+    Object.assign(headers, signIdentity(this.o.secret, req.user, req.method, req.path), {
+      authorization: `Bearer ${this.o.secret}`,
+      [HOP_HEADER]: this.o.selfId,
+      'x-request-id': req.requestId,
+    });
+    try {
+      const res = await this.agent.request({
+        origin,
+        path: req.path,
+        method: req.method as 'GET',
+        headers,
+        body: req.body ?? undefined,
+      });
+      const out: Record<string, string> = {};
+      for (const [name, value] of Object.entries(res.headers)) {
+        if (value === undefined || DROP.has(name)) continue;
+        out[name] = Array.isArray(value) ? value.join(', ') : value;
+      }
+      res.body.once('end', () => done('proxy_success'));
+      res.body.once('error', () => done('proxy_failure'));
+      return { status: res.statusCode, headers: out, body: res.body };
+    } catch (err) {
+      done('proxy_failure');
+      if (isUnreachable(err)) throw unavailable(target, (err as Error).message);
+      throw new CallFSError('PEER_UNAVAILABLE', `peer ${target} failed the request`, {
+        details: { instance_id: target },
+        headers: { 'Retry-After': '1' },
+        cause: err,
+      });
+    }
+  }
+
+  private connectionStats(): { active: number; idle: number } {
+    let active = 0;
+    let idle = 0;
+    for (const s of Object.values(this.agent.stats)) {
+      if ('free' in s) {
+        idle += s.free;
+        active += s.connected - s.free;
+      }
+    }
+    return { active, idle };
+  }
+
+  async close(): Promise<void> {
+    await this.agent.close();
+  }
+}
+
+function isUnreachable(err: unknown): boolean {
+  const code = (err as { code?: string }).code ?? '';
+  return (
+    err instanceof undiciErrors.ConnectTimeoutError ||
+    [
+      'ECONNREFUSED',
+      'EHOSTUNREACH',
+      'ENOTFOUND',
+      'ECONNRESET',
+      'EAI_AGAIN',
+      'UND_ERR_SOCKET',
+    ].includes(code)
+  );
+}
+
+const unavailable = (instance: string, why: string) =>
+  new CallFSError('PEER_UNAVAILABLE', `instance ${instance} is unavailable: ${why}`, {
+    details: { instance_id: instance },
+    headers: { 'Retry-After': '2' },
+  });

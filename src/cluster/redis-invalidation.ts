@@ -1,0 +1,51 @@
+import { randomUUID } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import type { Invalidation, InvalidationBus } from '../core/invalidation.js';
+import type { Logger } from '../observability/logger.js';
+
+const CHANNEL = 'callfs:invalidate';
+
+/**
+ * Cache invalidation across instances (and across the workers of each, since
+ * every process subscribes) over Redis pub/sub. A lost message costs at most
+ * the cache TTL of staleness; while Redis is down no write can happen anyway.
+ */
+export class RedisInvalidationBus implements InvalidationBus {
+  private readonly origin = randomUUID();
+
+  constructor(
+    private readonly publisher: Redis,
+    private readonly subscriber: Redis,
+    private readonly log: Logger,
+  ) {}
+
+  publish(msg: Invalidation): void {
+    this.publisher
+      .publish(CHANNEL, JSON.stringify({ o: this.origin, p: msg.path, s: msg.subtree }))
+      .catch((err: unknown) => {
+        this.log.warn(
+          { error: (err as Error).message, path: msg.path },
+          'cache invalidation not published',
+        );
+      });
+  }
+
+  subscribe(handler: (msg: Invalidation) => void): void {
+    void this.subscriber.subscribe(CHANNEL).catch(() => undefined);
+    // ioredis re-subscribes by itself after a reconnect.
+    this.subscriber.on('message', (channel: string, raw: string) => {
+      if (channel !== CHANNEL) return;
+      try {
+        const m = JSON.parse(raw) as { o: string; p: string; s: boolean };
+        if (m.o !== this.origin && typeof m.p === 'string')
+          handler({ path: m.p, subtree: m.s === true });
+      } catch {
+        // Not ours.
+      }
+    });
+  }
+
+  async close(): Promise<void> {
+    this.subscriber.disconnect();
+  }
+}
