@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import type { Backend, ByteRange, StagedWrite } from '../backends/types.js';
 import type { MetadataCache } from '../metadata/cache.js';
 import type { Entry, MetadataStore } from '../metadata/types.js';
-import { fileOps } from '../observability/metrics.js';
+import { crossServerOps, fileOps } from '../observability/metrics.js';
 import { checkWritePreconditions, type Preconditions } from './conditional.js';
 import { CallFSError, errors } from './errors.js';
 import { HashingStream } from './hashing.js';
@@ -24,6 +24,8 @@ export interface EngineOptions {
   lockWaitMs: number;
   /** 0 = unlimited. */
   maxUploadBytes: number;
+  /** Several instances share the namespace: localfs bytes may live on a peer. */
+  clustered: boolean;
   log: Logger;
 }
 
@@ -91,6 +93,27 @@ export class Engine {
     if (!entry) throw errors.notFound(path);
     this.o.cache.set(entry);
     return entry;
+  }
+
+  /**
+   * The instance holding a file's bytes when it is not this one: localfs
+   * files live on their owner. S3 files are reachable from everywhere, and
+   * directories are metadata. null when local, absent or not clustered.
+   */
+  async remoteOwnerOf(path: string): Promise<string | null> {
+    if (!this.o.clustered) return null;
+    let entry: Entry;
+    try {
+      entry = await this.stat(path);
+    } catch (err) {
+      if (err instanceof CallFSError && err.code === 'FILE_NOT_FOUND') return null;
+      throw err;
+    }
+    const remote =
+      entry.type === 'file' &&
+      entry.backendType === 'localfs' &&
+      entry.instanceId !== this.o.instanceId;
+    return remote ? entry.instanceId : null;
   }
 
   async openFile(entry: Entry, range?: ByteRange): Promise<Readable> {
@@ -345,6 +368,13 @@ export class Engine {
   }
 
   private conflict(existing: Entry): CallFSError {
+    if (this.o.clustered && existing.instanceId !== this.o.instanceId) {
+      crossServerOps.inc({
+        operation: 'conflict_detected',
+        source_instance: this.o.instanceId,
+        target_instance: existing.instanceId,
+      });
+    }
     return errors.exists(existing.path, {
       existing_path: existing.path,
       instance_id: existing.instanceId,

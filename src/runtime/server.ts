@@ -80,7 +80,8 @@ export async function serve(loaded: LoadedConfig, opts: ServeOptions): Promise<R
     for (const key of loaded.unknownKeys) log.warn({ key }, 'unknown config key ignored');
   const users = resolveUsers(loaded, log, opts.print);
   collectDefaultMetrics();
-  const services = buildServices({ config, log, users, ...opts.shared });
+  const https = usesHttps(config);
+  const services = buildServices({ config, log, users, https, ...opts.shared });
   if (opts.owner) {
     try {
       await prepareStorage(services, loaded, log);
@@ -89,7 +90,6 @@ export async function serve(loaded: LoadedConfig, opts: ServeOptions): Promise<R
       throw err;
     }
   }
-  const https = usesHttps(config);
   const app = createApp({
     ...services.deps,
     https,
@@ -120,6 +120,7 @@ export async function serve(loaded: LoadedConfig, opts: ServeOptions): Promise<R
   const addr = parseListenAddr(config.server.listen_addr) ?? { host: '', port: 8443 };
   server.listen(addr.port, addr.host || undefined);
   await once(server, 'listening');
+  await services.start();
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : addr.port;
   log.info(

@@ -5,7 +5,7 @@ import { InstrumentedBackend } from '../backends/instrumented.js';
 import { LocalFsBackend } from '../backends/localfs.js';
 import { NoopBackend } from '../backends/noop.js';
 import type { Backend } from '../backends/types.js';
-import { identities } from '../config/rules.js';
+import { identities, isClusterMode } from '../config/rules.js';
 import type { Config } from '../config/schema.js';
 import { Engine } from '../core/engine.js';
 import { InstrumentedLockManager } from '../core/instrumented-locks.js';
@@ -13,13 +13,14 @@ import { LocalInvalidationBus, type InvalidationBus } from '../core/invalidation
 import { KeyRing } from '../core/keyring.js';
 import { LocalLockManager } from '../core/local-locks.js';
 import type { LockManager } from '../core/locks.js';
-import { MemoryRateLimiter } from '../core/rate-limit.js';
+import { MemoryRateLimiter, type BucketSpec, type RateLimiter } from '../core/rate-limit.js';
 import { LinkService } from '../links/service.js';
 import { MetadataCache } from '../metadata/cache.js';
 import { createMetadataStore } from '../metadata/index.js';
 import { instrumentStore } from '../metadata/instrumented.js';
 import type { MetadataStore } from '../metadata/types.js';
 import type { AppDeps } from '../server/app.js';
+import { buildClusterParts } from './cluster-services.js';
 import { persistentSecret } from './secrets.js';
 
 /** Everything a worker needs, built from the config; `close` releases it all. */
@@ -29,6 +30,8 @@ export interface Services {
   store: MetadataStore;
   engine: Engine;
   deps: Omit<AppDeps, 'https' | 'metrics'>;
+  /** Once listening: cluster registration and heartbeats. */
+  start(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -40,6 +43,8 @@ export interface BuildOptions {
   /** Workers of a multi-process instance lock and invalidate through the primary. */
   locks?: LockManager;
   invalidation?: InvalidationBus;
+  /** Served over TLS (the advertised peer URL follows). */
+  https?: boolean;
 }
 
 /** pg pool counters when the store is PostgreSQL. */
@@ -65,13 +70,19 @@ export function buildServices({ config, log, users, ...shared }: BuildOptions): 
     ['localfs', new InstrumentedBackend(new LocalFsBackend(root), backendLog)],
     ['noop', new InstrumentedBackend(new NoopBackend(), backendLog)],
   ]);
-  const locks = new InstrumentedLockManager(shared.locks ?? new LocalLockManager());
+  // A cluster shares locks, invalidations and rate limits through Redis.
+  const cluster = isClusterMode(config)
+    ? buildClusterParts({ config, instanceId, https: shared.https ?? false, log })
+    : null;
+  const locks = new InstrumentedLockManager(
+    cluster?.locks ?? shared.locks ?? new LocalLockManager(),
+  );
   const cache = new MetadataCache({
     enabled: config.cache.enabled,
     maxEntries: config.cache.max_entries,
     ttlMs: config.cache.ttl,
   });
-  const invalidation = shared.invalidation ?? new LocalInvalidationBus();
+  const invalidation = cluster?.invalidation ?? shared.invalidation ?? new LocalInvalidationBus();
   invalidation.subscribe((m) => cache.invalidate(m.path, m.subtree));
   const engine = new Engine({
     store,
@@ -84,17 +95,20 @@ export function buildServices({ config, log, users, ...shared }: BuildOptions): 
     lockTtlMs: config.server.lock_ttl,
     lockWaitMs: config.server.lock_wait_timeout,
     maxUploadBytes: config.server.max_upload_size,
+    clustered: cluster !== null,
     log,
   });
   const linkSecret =
     config.auth.single_use_link_secret || persistentSecret(root, 'link-secret').value;
   const links = new LinkService(engine, store, linkSecret, config.server.external_url);
   const rl = config.rate_limit;
+  const limiter = (name: string, spec: BucketSpec): RateLimiter =>
+    cluster ? cluster.limiter(name, spec) : new MemoryRateLimiter(spec);
   const limiters = rl.enabled
     ? {
-        linkGenerate: new MemoryRateLimiter(rl.link_generate),
-        linkDownload: new MemoryRateLimiter(rl.link_download),
-        fileOps: new MemoryRateLimiter(rl.file_ops),
+        linkGenerate: limiter('link_generate', rl.link_generate),
+        linkDownload: limiter('link_download', rl.link_download),
+        fileOps: limiter('file_ops', rl.file_ops),
       }
     : null;
   const keys = new KeyRing(
@@ -112,6 +126,8 @@ export function buildServices({ config, log, users, ...shared }: BuildOptions): 
       engine,
       links,
       keys,
+      internalSecret: config.auth.internal_proxy_secret,
+      proxy: cluster?.proxy ?? null,
       log,
       limiters,
       diagnostics: () => ({
@@ -124,15 +140,20 @@ export function buildServices({ config, log, users, ...shared }: BuildOptions): 
         pg_pool: poolStats(store),
         cache_size: cache.size,
         active_locks: locks.activeCount(),
-        peers: [],
+        peers: cluster?.registry.list() ?? [],
         memory: process.memoryUsage(),
       }),
       readiness: [
         { name: 'metadata_store', check: () => store.ping() },
         { name: 'storage', check: () => defaultBackend.check() },
+        ...(cluster?.readiness ?? []),
       ],
     },
+    async start() {
+      await cluster?.start();
+    },
     async close() {
+      await cluster?.close();
       await locks.close();
       await invalidation.close();
       for (const b of backends.values()) await b.close();

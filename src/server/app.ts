@@ -13,7 +13,8 @@ import { rateLimit } from './middleware/rate-limit.js';
 import { requestId } from './middleware/request-id.js';
 import { securityHeaders } from './middleware/security-headers.js';
 import { directoryRoutes } from './routes/directories.js';
-import { fileRoutes } from './routes/files.js';
+import { FILES_PREFIX, fileRoutes, INTERNAL_FILES_PREFIX } from './routes/files.js';
+import type { InternalProxy } from '../backends/internalproxy.js';
 import { healthRoutes, type ReadinessCheck } from './routes/health.js';
 import { linkRoutes } from './routes/links.js';
 import { debugRoutes, type DiagnosticVars } from './routes/debug.js';
@@ -22,6 +23,10 @@ export interface AppDeps {
   engine: Engine;
   links: LinkService;
   keys: KeyRing;
+  /** The internal proxy secret ('' on a single node). */
+  internalSecret: string;
+  /** Forwards requests for bytes held by a peer (cluster only). */
+  proxy: InternalProxy | null;
   log: Logger;
   https: boolean;
   readiness: ReadinessCheck[];
@@ -45,7 +50,11 @@ export function createApp(deps: AppDeps): Koa<CallFSState> {
 
   healthRoutes(router, deps.readiness);
   router.use(['/v1/files', '/v1/directories'], fileOps);
-  fileRoutes(router, deps.engine);
+  fileRoutes(router, deps.engine, { prefix: FILES_PREFIX, proxy: deps.proxy });
+  if (deps.internalSecret !== '') {
+    // What peers proxy here: served locally, never passed on again.
+    fileRoutes(router, deps.engine, { prefix: INTERNAL_FILES_PREFIX, proxy: null });
+  }
   directoryRoutes(router, deps.engine);
   linkRoutes(router, deps.links, {
     generate: [rateLimit(deps.limiters?.linkGenerate ?? null, byUser)],
@@ -65,7 +74,7 @@ export function createApp(deps: AppDeps): Koa<CallFSState> {
   app.use(securityHeaders(deps.https));
   app.use(accessLog());
   app.use(errorMapper());
-  app.use(authGate(deps.keys, deps.metrics.requireAuth));
+  app.use(authGate(deps.keys, deps.metrics.requireAuth, deps.internalSecret));
   app.use(router.routes());
   app.use(router.allowedMethods({ throw: true }));
   return app;

@@ -17,9 +17,9 @@ export function authRuleFor(path: string, metricsNeedAuth: boolean): AuthRule {
  * Authentication happens before routing, by prefix: an unknown path behind
  * auth answers 401 to strangers rather than revealing which routes exist.
  */
-export function authGate(keys: KeyRing, metricsNeedAuth: boolean) {
+export function authGate(keys: KeyRing, metricsNeedAuth: boolean, internalSecret: string) {
   const user = requireUser(keys);
-  const internal = requireInternal(keys);
+  const internal = requireInternal(keys, internalSecret);
   return (ctx: CallFSContext, next: Next) => {
     switch (authRuleFor(ctx.path, metricsNeedAuth)) {
       case 'none':

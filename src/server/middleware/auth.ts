@@ -1,5 +1,6 @@
 import type { Next } from 'koa';
 import { CallFSError } from '../../core/errors.js';
+import { IDENTITY_HEADER, verifyIdentity } from '../../cluster/identity-signature.js';
 import { KeyRing } from '../../core/keyring.js';
 import type { CallFSContext } from '../context.js';
 
@@ -33,8 +34,12 @@ export function requireUser(keys: KeyRing) {
   };
 }
 
-/** /v1/internal/*: checked for the whole prefix before routing. No key 401, a user key 403. */
-export function requireInternal(keys: KeyRing) {
+/**
+ * /v1/internal/*: checked for the whole prefix before routing. No key 401, a
+ * user key 403. A proxied request acts as the user its signed identity
+ * header names (owner rules apply to them); without one, as internal-proxy.
+ */
+export function requireInternal(keys: KeyRing, secret: string) {
   return async (ctx: CallFSContext, next: Next) => {
     const key = bearer(ctx);
     if (!keys.isInternal(key)) {
@@ -46,7 +51,13 @@ export function requireInternal(keys: KeyRing) {
       }
       fail(ctx, 'invalid internal secret');
     }
-    ctx.state.identity = KeyRing.internalIdentity();
+    if (ctx.get(IDENTITY_HEADER) === '') {
+      ctx.state.identity = KeyRing.internalIdentity();
+    } else {
+      const user = verifyIdentity(secret, ctx.req.headers, ctx.method, ctx.url);
+      if (user === null) fail(ctx, 'invalid signed identity');
+      ctx.state.identity = { user };
+    }
     await next();
   };
 }

@@ -10,12 +10,47 @@ import type { Entry } from '../../metadata/types.js';
 import { readJson } from '../body.js';
 import { identityOf, type CallFSContext } from '../context.js';
 import { entryJson, setEntryHeaders } from '../present.js';
+import type { InternalProxy } from '../../backends/internalproxy.js';
 
 export const FILES_PREFIX = '/v1/files';
+/** The same routes for peers: a request another instance proxied here. */
+export const INTERNAL_FILES_PREFIX = '/v1/internal/files';
 
-/** The namespace path of a /v1/files request, from the raw (still encoded) URL path. */
+/** The namespace path of a files request, from the raw (still encoded) URL path. */
 export function filesPath(ctx: CallFSContext): NamespacePath {
-  return parseNamespacePath(ctx.path.slice(FILES_PREFIX.length) || '/');
+  const prefix = ctx.path.startsWith(INTERNAL_FILES_PREFIX) ? INTERNAL_FILES_PREFIX : FILES_PREFIX;
+  return parseNamespacePath(ctx.path.slice(prefix.length) || '/');
+}
+
+type Handler = (ctx: CallFSContext) => Promise<void>;
+
+/**
+ * Sends the request to the instance holding the file's bytes when that is
+ * not this one (cluster, localfs). Requests that arrived through a peer are
+ * never passed on again: their routes are mounted without a proxy.
+ */
+function owned(engine: Engine, proxy: InternalProxy | null, handler: Handler): Handler {
+  if (!proxy) return handler;
+  return async (ctx) => {
+    const owner = await engine.remoteOwnerOf(filesPath(ctx).path);
+    if (owner === null) return handler(ctx);
+    const query = ctx.querystring ? `?${ctx.querystring}` : '';
+    const res = await proxy.forward(owner, {
+      method: ctx.method,
+      path: `${INTERNAL_FILES_PREFIX}${ctx.path.slice(FILES_PREFIX.length)}${query}`,
+      headers: ctx.req.headers,
+      body: ctx.method === 'GET' || ctx.method === 'HEAD' ? null : ctx.req,
+      user: identityOf(ctx).user,
+      requestId: ctx.state.requestId,
+    });
+    ctx.status = res.status;
+    ctx.set(res.headers);
+    if (ctx.method === 'HEAD' || res.status === 204 || res.status === 304) {
+      res.body.resume();
+      return;
+    }
+    ctx.body = res.body;
+  };
 }
 
 export function preconditions(ctx: CallFSContext): Preconditions {
@@ -134,11 +169,22 @@ function uploadChecks(ctx: CallFSContext): { sha256?: string; md5?: string } {
   return { sha256: sha || undefined, md5: md5 || undefined };
 }
 
-export function fileRoutes(router: Router<unknown, CallFSContext>, engine: Engine): void {
-  const any = `${FILES_PREFIX}{/*rest}`;
+export function fileRoutes(
+  router: Router<unknown, CallFSContext>,
+  engine: Engine,
+  opts: { prefix: string; proxy: InternalProxy | null },
+): void {
+  const any = `${opts.prefix}{/*rest}`;
+  const route = (handler: Handler) => owned(engine, opts.proxy, handler);
 
-  router.get(any, (ctx) => read(engine, ctx, false));
-  router.head(any, (ctx) => read(engine, ctx, true));
+  router.get(
+    any,
+    route((ctx) => read(engine, ctx, false)),
+  );
+  router.head(
+    any,
+    route((ctx) => read(engine, ctx, true)),
+  );
 
   router.post(any, async (ctx) => {
     const p = filesPath(ctx);
@@ -163,57 +209,66 @@ export function fileRoutes(router: Router<unknown, CallFSContext>, engine: Engin
     ctx.body = entryJson(entry);
   });
 
-  router.put(any, async (ctx) => {
-    const p = filesPath(ctx);
-    if (p.directory) throw errors.invalidRequest('PUT needs a file path, not a directory');
-    const pre = preconditions(ctx);
-    const { entry, created } = await engine.writeFile({
-      path: p.path,
-      body: ctx.req,
-      who: identityOf(ctx),
-      mode: 'put',
-      pre: { ifMatch: pre.ifMatch, ifNoneMatch: pre.ifNoneMatch },
-      ...uploadChecks(ctx),
-    });
-    ctx.status = created ? 201 : 200;
-    setEntryHeaders(ctx, entry);
-    ctx.body = entryJson(entry);
-  });
+  router.put(
+    any,
+    route(async (ctx) => {
+      const p = filesPath(ctx);
+      if (p.directory) throw errors.invalidRequest('PUT needs a file path, not a directory');
+      const pre = preconditions(ctx);
+      const { entry, created } = await engine.writeFile({
+        path: p.path,
+        body: ctx.req,
+        who: identityOf(ctx),
+        mode: 'put',
+        pre: { ifMatch: pre.ifMatch, ifNoneMatch: pre.ifNoneMatch },
+        ...uploadChecks(ctx),
+      });
+      ctx.status = created ? 201 : 200;
+      setEntryHeaders(ctx, entry);
+      ctx.body = entryJson(entry);
+    }),
+  );
 
-  router.patch(any, async (ctx) => {
-    const p = filesPath(ctx);
-    const body = await readJson(ctx, patchBody);
-    await refuseFileAsDirectory(engine, p);
-    if (body.instance !== undefined && body.instance !== engine.instanceId) {
-      throw errors.invalidRequest(`unknown instance: ${body.instance}`);
-    }
-    if (body.destination !== undefined && !body.destination.startsWith('/')) {
-      throw errors.invalidRequest('destination must be an absolute namespace path');
-    }
-    const destination =
-      body.name !== undefined
-        ? Engine.renameTarget(p.path, body.name)
-        : normalise(body.destination as string).path;
-    const pre = preconditions(ctx);
-    const entry = await engine.move({
-      path: p.path,
-      who: identityOf(ctx),
-      destination,
-      backend: body.backend,
-      overwrite: body.overwrite,
-      createParents: body.create_parents,
-      pre: { ifMatch: pre.ifMatch },
-    });
-    ctx.status = 200;
-    setEntryHeaders(ctx, entry);
-    ctx.body = entryJson(entry);
-  });
+  router.patch(
+    any,
+    route(async (ctx) => {
+      const p = filesPath(ctx);
+      const body = await readJson(ctx, patchBody);
+      await refuseFileAsDirectory(engine, p);
+      if (body.instance !== undefined && body.instance !== engine.instanceId) {
+        throw errors.invalidRequest(`unknown instance: ${body.instance}`);
+      }
+      if (body.destination !== undefined && !body.destination.startsWith('/')) {
+        throw errors.invalidRequest('destination must be an absolute namespace path');
+      }
+      const destination =
+        body.name !== undefined
+          ? Engine.renameTarget(p.path, body.name)
+          : normalise(body.destination as string).path;
+      const pre = preconditions(ctx);
+      const entry = await engine.move({
+        path: p.path,
+        who: identityOf(ctx),
+        destination,
+        backend: body.backend,
+        overwrite: body.overwrite,
+        createParents: body.create_parents,
+        pre: { ifMatch: pre.ifMatch },
+      });
+      ctx.status = 200;
+      setEntryHeaders(ctx, entry);
+      ctx.body = entryJson(entry);
+    }),
+  );
 
-  router.delete(any, async (ctx) => {
-    const p = filesPath(ctx);
-    await refuseFileAsDirectory(engine, p);
-    const pre = preconditions(ctx);
-    await engine.delete(p.path, identityOf(ctx), { ifMatch: pre.ifMatch });
-    ctx.status = 204;
-  });
+  router.delete(
+    any,
+    route(async (ctx) => {
+      const p = filesPath(ctx);
+      await refuseFileAsDirectory(engine, p);
+      const pre = preconditions(ctx);
+      await engine.delete(p.path, identityOf(ctx), { ifMatch: pre.ifMatch });
+      ctx.status = 204;
+    }),
+  );
 }
