@@ -125,10 +125,11 @@ export class InternalProxy {
     let active = 0;
     let idle = 0;
     for (const s of Object.values(this.agent.stats)) {
-      if ('free' in s) {
-        idle += s.free;
-        active += s.connected - s.free;
-      }
+      // Pool stats: open sockets, and requests running on them right now.
+      const connected = typeof s.connected === 'number' ? s.connected : s.connected ? 1 : 0;
+      const busy = Math.min(connected, s.running);
+      active += busy;
+      idle += connected - busy;
     }
     return { active, idle };
   }

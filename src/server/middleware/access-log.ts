@@ -11,6 +11,9 @@ import { routeLabel } from '../route-label.js';
 export function accessLog() {
   return async (ctx: CallFSContext, next: Next) => {
     const start = process.hrtime.bigint();
+    // Read now: by the time the response has finished the socket may be gone.
+    const remoteAddr = ctx.ip;
+    const userAgent = ctx.get('User-Agent');
     let recorded = false;
     const record = () => {
       if (recorded) return;
@@ -27,8 +30,8 @@ export function accessLog() {
           path: ctx.path,
           status,
           duration,
-          user_agent: ctx.get('User-Agent'),
-          remote_addr: ctx.ip,
+          user_agent: userAgent,
+          remote_addr: remoteAddr,
           trace_id: ctx.state.requestId,
         },
         'HTTP request',
