@@ -1,13 +1,21 @@
-import type { Readable } from 'node:stream';
+import { randomUUID } from 'node:crypto';
+import { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Backend, ByteRange, StagedWrite } from '../backends/types.js';
 import type { MetadataCache } from '../metadata/cache.js';
 import type { Entry, MetadataStore } from '../metadata/types.js';
 import { crossServerOps, fileOps } from '../observability/metrics.js';
-import { checkWritePreconditions, type Preconditions } from './conditional.js';
-import { CallFSError, errors } from './errors.js';
+import { requestContext } from '../observability/logger.js';
+import type { InternalProxy } from '../backends/internalproxy.js';
+import {
+  encodePath,
+  INTERNAL_FILES_PREFIX,
+  INTERNAL_MOVE_BYTES,
+} from '../cluster/internal-routes.js';
+import { checkWritePreconditions, quoteEtag, type Preconditions } from './conditional.js';
+import { CallFSError, ERROR_STATUS, errors, type ErrorCode } from './errors.js';
 import { HashingStream } from './hashing.js';
-import { assertCanModify, type Identity } from './identity.js';
+import { assertCanModify, INTERNAL_USER, type Identity } from './identity.js';
 import type { InvalidationBus } from './invalidation.js';
 import type { Lock, LockManager } from './locks.js';
 import { baseName, isWithin, joinPath, normalise, parentOf } from './paths.js';
@@ -26,6 +34,8 @@ export interface EngineOptions {
   maxUploadBytes: number;
   /** Several instances share the namespace: localfs bytes may live on a peer. */
   clustered: boolean;
+  /** Reaches peers (cluster only): moves to another instance, subtree renames. */
+  peers: InternalProxy | null;
   log: Logger;
 }
 
@@ -47,6 +57,8 @@ export interface MoveRequest {
   /** Absolute namespace destination (rename computes it from `name`). */
   destination: string;
   backend?: string;
+  /** Instance that should hold the bytes afterwards (cluster, localfs). */
+  instance?: string;
   overwrite: boolean;
   createParents: boolean;
   pre: Preconditions;
@@ -57,6 +69,38 @@ export interface ListResult {
   items: Entry[];
   nextCursor: string | null;
 }
+
+/** Reads a small response body. */
+async function text(body: Readable): Promise<string> {
+  const parts: Buffer[] = [];
+  for await (const chunk of body) parts.push(chunk as Buffer);
+  return Buffer.concat(parts).toString('utf8');
+}
+
+/** A peer's answer: 2xx passes, a JSON error comes back as the same CallFSError. */
+function peerAnswer(instance: string, status: number, body: string): unknown {
+  let json: unknown = null;
+  try {
+    json = body === '' ? null : JSON.parse(body);
+  } catch {
+    // not JSON
+  }
+  if (status < 300) return json;
+  const e = json as { code?: string; message?: string } | null;
+  if (e && typeof e.code === 'string' && e.code in ERROR_STATUS) {
+    const { code, message, ...details } = e as Record<string, string>;
+    return throwAs(code as ErrorCode, `${instance}: ${message ?? code}`, details);
+  }
+  throw new CallFSError('PEER_UNAVAILABLE', `peer ${instance} answered ${status}`, {
+    details: { instance_id: instance },
+  });
+}
+
+function throwAs(code: ErrorCode, message: string, details: Record<string, string>): never {
+  throw new CallFSError(code, message, { details });
+}
+
+const currentRequestId = () => requestContext.getStore()?.traceId ?? randomUUID();
 
 /**
  * Pipes a request body into the hasher without tying their lifetimes together
@@ -276,6 +320,9 @@ export class Engine {
     const { path: from, destination: to } = req;
     if (from === '/') throw errors.invalidRequest('cannot move the root directory');
     if (to === '/') throw errors.invalidRequest('destination cannot be the root directory');
+    if (req.instance !== undefined && req.instance !== this.o.instanceId) {
+      return this.moveToInstance(req, req.instance);
+    }
     if (from === to) throw errors.invalidRequest('destination equals the source');
     if (isWithin(to, from)) throw errors.invalidRequest('cannot move a directory into itself');
     // Lock both paths in a fixed order so two crossing moves cannot deadlock.
@@ -325,15 +372,26 @@ export class Engine {
     } else if (parentEntry.type !== 'directory') {
       throw errors.exists(parent);
     }
-    // Metadata first (one transaction, subtree included), then the bytes.
-    const moved = await this.o.store.move(from, to, { overwrite: req.overwrite });
+    // Peers holding bytes inside a moved directory rename theirs first.
+    const peersMoved = source.type === 'directory' ? await this.movePeerBytes(from, to) : [];
+    // Metadata next (one transaction, subtree included), then our own bytes.
+    let moved: Entry;
     try {
-      await this.backendOf(source.backendType).move(from, to);
+      moved = await this.o.store.move(from, to, { overwrite: req.overwrite });
+    } catch (err) {
+      await this.undoPeerBytes(peersMoved, from, to);
+      throw err;
+    }
+    try {
+      await this.moveLocalBytes(source.backendType, from, to, {
+        optional: source.type === 'directory',
+      });
     } catch (err) {
       // Put the metadata back so it keeps pointing at bytes that exist.
       await this.o.store.move(to, from, { overwrite: false }).catch((undo: unknown) => {
         this.o.log.error({ err: undo, from, to }, 'move rollback failed');
       });
+      await this.undoPeerBytes(peersMoved, from, to);
       throw err;
     }
     this.o.cache.invalidate(from, true);
@@ -341,6 +399,142 @@ export class Engine {
     this.publishInvalidation(from, true);
     this.publishInvalidation(to, true);
     fileOps.inc({ operation: 'rename', backend_type: source.backendType });
+    return moved;
+  }
+
+  /**
+   * Renames the bytes this instance holds for `from` (a file, or a directory
+   * subtree whose files may live partly elsewhere: a missing local directory
+   * is fine). Called locally and, for directory moves, by peers.
+   */
+  async moveLocalBytes(
+    backendType: string,
+    from: string,
+    to: string,
+    opts: { optional: boolean },
+  ): Promise<void> {
+    const backend = this.backendOf(backendType);
+    if (opts.optional && (await backend.stat(from)) === null) return;
+    await backend.move(from, to);
+  }
+
+  /** Instances other than this one that hold localfs bytes below `dir`. */
+  private async remoteOwnersBelow(dir: string): Promise<Set<string>> {
+    const owners = new Set<string>();
+    if (!this.o.clustered) return owners;
+    let after: string | undefined;
+    for (;;) {
+      const page = await this.o.store.list(dir, { maxDepth: 1000, limit: 1000, after });
+      for (const e of page) {
+        if (
+          e.type === 'file' &&
+          e.backendType === 'localfs' &&
+          e.instanceId !== this.o.instanceId
+        ) {
+          owners.add(e.instanceId);
+        }
+      }
+      if (page.length < 1000) return owners;
+      after = page[page.length - 1]?.path;
+    }
+  }
+
+  private async movePeerBytes(from: string, to: string): Promise<string[]> {
+    const owners = await this.remoteOwnersBelow(from);
+    const done: string[] = [];
+    try {
+      for (const owner of owners) {
+        await this.callPeer(owner, 'POST', INTERNAL_MOVE_BYTES, { from, to });
+        done.push(owner);
+      }
+    } catch (err) {
+      await this.undoPeerBytes(done, from, to);
+      throw err;
+    }
+    return done;
+  }
+
+  private async undoPeerBytes(owners: string[], from: string, to: string): Promise<void> {
+    for (const owner of owners) {
+      await this.callPeer(owner, 'POST', INTERNAL_MOVE_BYTES, { from: to, to: from }).catch(
+        (err: unknown) => this.o.log.error({ err, owner, from, to }, 'peer move rollback failed'),
+      );
+    }
+  }
+
+  /** A small JSON call to a peer's internal API; its error answer is rethrown as ours. */
+  private async callPeer(
+    instance: string,
+    method: string,
+    path: string,
+    body: unknown,
+  ): Promise<unknown> {
+    if (!this.o.peers) throw errors.invalidRequest(`unknown instance: ${instance}`);
+    const payload = Buffer.from(JSON.stringify(body));
+    const res = await this.o.peers.forward(instance, {
+      method,
+      path,
+      headers: { 'content-type': 'application/json', 'content-length': String(payload.length) },
+      body: Readable.from([payload]),
+      user: INTERNAL_USER,
+      requestId: currentRequestId(),
+    });
+    return peerAnswer(instance, res.status, await text(res.body));
+  }
+
+  /**
+   * PATCH {instance}: hand a localfs file to another instance. The target
+   * stores the bytes and commits the metadata itself (a PUT through its
+   * internal API, guarded by If-Match / If-None-Match); then the source copy
+   * goes. A crash in between leaves two copies, never none.
+   */
+  private async moveToInstance(req: MoveRequest, target: string): Promise<Entry> {
+    const { path: from, destination: to, who } = req;
+    if (!this.o.peers) throw errors.invalidRequest(`unknown instance: ${target}`);
+    if (isWithin(to, from) && to !== from) {
+      throw errors.invalidRequest('cannot move a directory into itself');
+    }
+    const source = await this.fresh(from);
+    if (!source) throw errors.notFound(from);
+    assertCanModify(source, who, 'move');
+    checkWritePreconditions(source, req.pre);
+    if (source.type !== 'file' || source.backendType !== 'localfs' || !source.etag) {
+      throw errors.invalidRequest('only localfs files move between instances');
+    }
+    if (req.backend !== undefined && req.backend !== 'localfs') {
+      throw errors.invalidRequest('a move to another instance keeps the localfs backend');
+    }
+    const etag = quoteEtag(source.etag);
+    const guard: Record<string, string> =
+      to === from ? { 'if-match': etag } : req.overwrite ? {} : { 'if-none-match': '*' };
+    if (to !== from && !req.createParents && !(await this.fresh(parentOf(to)))) {
+      throw errors.notFound(parentOf(to));
+    }
+    const res = await this.o.peers.forward(target, {
+      method: 'PUT',
+      path: INTERNAL_FILES_PREFIX + encodePath(to),
+      headers: {
+        'content-length': String(source.size),
+        'x-callfs-sha256': source.etag,
+        'content-type': 'application/octet-stream',
+        ...guard,
+      },
+      body: await this.openFile(source),
+      user: who.user,
+      requestId: currentRequestId(),
+    });
+    peerAnswer(target, res.status, await text(res.body));
+    // The target holds the bytes and the metadata now; drop the source.
+    if (to === from) {
+      await this.backendOf('localfs').delete(from);
+      this.o.cache.invalidate(from);
+      this.publishInvalidation(from, false);
+    } else {
+      await this.delete(from, who, { ifMatch: etag });
+    }
+    fileOps.inc({ operation: 'rename', backend_type: 'localfs' });
+    const moved = await this.fresh(to);
+    if (!moved) throw errors.notFound(to);
     return moved;
   }
 

@@ -96,6 +96,7 @@ export function buildServices({ config, log, users, ...shared }: BuildOptions): 
     lockWaitMs: config.server.lock_wait_timeout,
     maxUploadBytes: config.server.max_upload_size,
     clustered: cluster !== null,
+    peers: cluster?.proxy ?? null,
     log,
   });
   const linkSecret =

@@ -17,6 +17,7 @@ import { FILES_PREFIX, fileRoutes, INTERNAL_FILES_PREFIX } from './routes/files.
 import type { InternalProxy } from '../backends/internalproxy.js';
 import { healthRoutes, type ReadinessCheck } from './routes/health.js';
 import { linkRoutes } from './routes/links.js';
+import { internalRoutes } from './routes/internal.js';
 import { debugRoutes, type DiagnosticVars } from './routes/debug.js';
 
 export interface AppDeps {
@@ -54,6 +55,7 @@ export function createApp(deps: AppDeps): Koa<CallFSState> {
   if (deps.internalSecret !== '') {
     // What peers proxy here: served locally, never passed on again.
     fileRoutes(router, deps.engine, { prefix: INTERNAL_FILES_PREFIX, proxy: null });
+    internalRoutes(router, deps.engine);
   }
   directoryRoutes(router, deps.engine);
   linkRoutes(router, deps.links, {

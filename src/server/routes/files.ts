@@ -11,10 +11,11 @@ import { readJson } from '../body.js';
 import { identityOf, type CallFSContext } from '../context.js';
 import { entryJson, setEntryHeaders } from '../present.js';
 import type { InternalProxy } from '../../backends/internalproxy.js';
+import { INTERNAL_FILES_PREFIX } from '../../cluster/internal-routes.js';
 
 export const FILES_PREFIX = '/v1/files';
 /** The same routes for peers: a request another instance proxied here. */
-export const INTERNAL_FILES_PREFIX = '/v1/internal/files';
+export { INTERNAL_FILES_PREFIX };
 
 /** The namespace path of a files request, from the raw (still encoded) URL path. */
 export function filesPath(ctx: CallFSContext): NamespacePath {
@@ -235,9 +236,6 @@ export function fileRoutes(
       const p = filesPath(ctx);
       const body = await readJson(ctx, patchBody);
       await refuseFileAsDirectory(engine, p);
-      if (body.instance !== undefined && body.instance !== engine.instanceId) {
-        throw errors.invalidRequest(`unknown instance: ${body.instance}`);
-      }
       if (body.destination !== undefined && !body.destination.startsWith('/')) {
         throw errors.invalidRequest('destination must be an absolute namespace path');
       }
@@ -251,6 +249,7 @@ export function fileRoutes(
         who: identityOf(ctx),
         destination,
         backend: body.backend,
+        instance: body.instance,
         overwrite: body.overwrite,
         createParents: body.create_parents,
         pre: { ifMatch: pre.ifMatch },
