@@ -31,8 +31,12 @@ export class RedisInvalidationBus implements InvalidationBus {
   }
 
   subscribe(handler: (msg: Invalidation) => void): void {
-    void this.subscriber.subscribe(CHANNEL).catch(() => undefined);
-    // ioredis re-subscribes by itself after a reconnect.
+    // The connection has no offline queue, so a SUBSCRIBE sent before it is
+    // ready fails (and ioredis only re-subscribes channels that succeeded):
+    // subscribe on every (re)connect; a repeated SUBSCRIBE is harmless.
+    const join = () => void this.subscriber.subscribe(CHANNEL).catch(() => undefined);
+    this.subscriber.on('ready', join);
+    if (this.subscriber.status === 'ready') join();
     this.subscriber.on('message', (channel: string, raw: string) => {
       if (channel !== CHANNEL) return;
       try {

@@ -3,6 +3,16 @@ import type { Config } from './schema.js';
 /** User ids CallFS assigns itself; a configured user may not take them. */
 export const RESERVED_USER = /^(root|internal-proxy|api-user-\d+)$/;
 export const MIN_KEY_LENGTH = 16;
+/** S3 canned ACLs accepted by backend.s3_acl. */
+export const S3_CANNED_ACLS = [
+  'private',
+  'public-read',
+  'public-read-write',
+  'authenticated-read',
+  'aws-exec-read',
+  'bucket-owner-read',
+  'bucket-owner-full-control',
+];
 
 /** api_key_users first (stable ids), then legacy api_keys as api-user-N. */
 export function identities(config: Config): Array<{ user: string; key: string }> {
@@ -99,8 +109,24 @@ export function semanticProblems(config: Config, ctx: { quickstart: boolean }): 
     if (secret === '') problems.push('auth.internal_proxy_secret: required in cluster mode');
     if (linkSecret === '') problems.push('auth.single_use_link_secret: required in cluster mode');
   }
-  if (config.backend.default_backend === 's3' && config.backend.s3_bucket_name === '') {
+  const backend = config.backend;
+  if (backend.default_backend === 's3' && backend.s3_bucket_name === '') {
     problems.push('backend.s3_bucket_name: required when default_backend is s3');
+  }
+  if (backend.s3_server_side_encryption === 'aws:kms' && backend.s3_kms_key_id === '') {
+    problems.push('backend.s3_kms_key_id: required when s3_server_side_encryption is aws:kms');
+  }
+  if ((backend.s3_access_key === '') !== (backend.s3_secret_key === '')) {
+    problems.push(
+      'backend.s3_secret_key: s3_access_key and s3_secret_key go together ' +
+        '(or leave both empty for the SDK credential chain)',
+    );
+  }
+  if (backend.s3_endpoint !== '' && !/^https?:\/\/[^/]+/.test(backend.s3_endpoint)) {
+    problems.push(`backend.s3_endpoint: not an http(s) URL: "${backend.s3_endpoint}"`);
+  }
+  if (backend.s3_acl !== '' && !S3_CANNED_ACLS.includes(backend.s3_acl)) {
+    problems.push(`backend.s3_acl: not a canned ACL (${S3_CANNED_ACLS.join(', ')})`);
   }
   return problems;
 }

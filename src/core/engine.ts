@@ -153,16 +153,39 @@ export class Engine {
       if (err instanceof CallFSError && err.code === 'FILE_NOT_FOUND') return null;
       throw err;
     }
+    return this.remoteOwner(entry);
+  }
+
+  private remoteOwner(entry: Entry): string | null {
     const remote =
+      this.o.clustered &&
       entry.type === 'file' &&
       entry.backendType === 'localfs' &&
       entry.instanceId !== this.o.instanceId;
     return remote ? entry.instanceId : null;
   }
 
+  /** Streams a file wherever its bytes live: here, or from the owning peer (downloads by link). */
+  async openFromOwner(entry: Entry): Promise<Readable> {
+    const owner = this.remoteOwner(entry);
+    if (owner === null || !this.o.peers) return this.openFile(entry);
+    const res = await this.o.peers.forward(owner, {
+      method: 'GET',
+      path: INTERNAL_FILES_PREFIX + encodePath(entry.path),
+      headers: {},
+      body: null,
+      user: INTERNAL_USER,
+      requestId: currentRequestId(),
+    });
+    if (res.status !== 200) peerAnswer(owner, res.status, await text(res.body));
+    return res.body;
+  }
+
   async openFile(entry: Entry, range?: ByteRange): Promise<Readable> {
     fileOps.inc({ operation: 'read', backend_type: entry.backendType });
-    return this.backendOf(entry.backendType).open(entry.path, range);
+    // The whole file is named as a range too, so a backend knows how much to send (noop).
+    const bytes = range ?? (entry.size > 0 ? { start: 0, end: entry.size - 1 } : undefined);
+    return this.backendOf(entry.backendType).open(entry.path, bytes);
   }
 
   async list(
@@ -323,7 +346,16 @@ export class Engine {
     if (req.instance !== undefined && req.instance !== this.o.instanceId) {
       return this.moveToInstance(req, req.instance);
     }
-    if (from === to) throw errors.invalidRequest('destination equals the source');
+    if (from === to) {
+      // In place is only a change of backend (checked against the source under the lock).
+      if (req.backend === undefined) throw errors.invalidRequest('destination equals the source');
+      const lock = await this.lock(from);
+      try {
+        return await this.moveLocked(req);
+      } finally {
+        await lock.release();
+      }
+    }
     if (isWithin(to, from)) throw errors.invalidRequest('cannot move a directory into itself');
     // Lock both paths in a fixed order so two crossing moves cannot deadlock.
     const [first, second] = from < to ? [from, to] : [to, from];
@@ -353,10 +385,9 @@ export class Engine {
       if (!this.o.backends.has(req.backend)) {
         throw errors.invalidRequest(`unknown or unconfigured backend: ${req.backend}`);
       }
-      throw errors.invalidRequest(
-        `moving between backends (${source.backendType} → ${req.backend}) needs the s3 backend`,
-      );
+      return this.moveAcrossBackends(req, source, req.backend);
     }
+    if (from === to) throw errors.invalidRequest('destination equals the source');
     const target = await this.fresh(to);
     if (target) {
       if (!req.overwrite || target.type === 'directory' || source.type === 'directory') {
@@ -400,6 +431,126 @@ export class Engine {
     this.publishInvalidation(to, true);
     fileOps.inc({ operation: 'rename', backend_type: source.backendType });
     return moved;
+  }
+
+  /**
+   * PATCH {destination, backend}: a file changes backend (and maybe path).
+   * Bytes first: the source streams into a staged write on the target
+   * backend, verified against the source's SHA-256, and published; then the
+   * metadata moves (one statement, new backend and this instance recorded);
+   * then the source bytes go. A failed copy discards the staged bytes and
+   * leaves the source as it was; a crash after the publish leaves an
+   * unreferenced copy at the target, never metadata without bytes. Locks on
+   * both paths are held by the caller.
+   */
+  private async moveAcrossBackends(
+    req: MoveRequest,
+    source: Entry,
+    targetType: string,
+  ): Promise<Entry> {
+    const { path: from, destination: to, who } = req;
+    if (source.type !== 'file') {
+      throw errors.invalidRequest(
+        'only files move between backends: move the files of a directory one by one',
+        { path: from },
+      );
+    }
+    const inPlace = from === to;
+    const target = inPlace ? null : await this.fresh(to);
+    if (target) {
+      if (!req.overwrite || target.type === 'directory') throw errors.exists(to);
+      assertCanModify(target, who, 'overwrite');
+    }
+    const parent = parentOf(to);
+    if (!inPlace) {
+      const parentEntry = await this.fresh(parent);
+      if (!parentEntry) {
+        if (!req.createParents) throw errors.notFound(parent);
+      } else if (parentEntry.type !== 'directory') {
+        throw errors.exists(parent);
+      }
+    }
+    const sourceBackend = this.backendOf(source.backendType);
+    const targetBackend = this.backendOf(targetType);
+
+    // 1. bytes: copy and verify, then make them visible on the target backend.
+    const hasher = new HashingStream({ md5: false });
+    const body = await sourceBackend.open(from);
+    body.once('error', (err) => hasher.destroy(err));
+    body.pipe(hasher);
+    let staged: StagedWrite;
+    try {
+      staged = await targetBackend.create(to, hasher);
+    } finally {
+      body.destroy();
+    }
+    let moved: Entry;
+    try {
+      const sha256 = hasher.sha256Hex();
+      if (source.etag !== null && sha256 !== source.etag) {
+        throw new CallFSError('INTERNAL_ERROR', `copy of ${from} does not match its SHA-256`);
+      }
+      if (staged.size !== source.size) {
+        throw new CallFSError('INTERNAL_ERROR', `copy of ${from} has the wrong size`);
+      }
+      await staged.publish();
+    } catch (err) {
+      await staged.discard().catch(() => undefined);
+      throw err;
+    }
+
+    // 2. metadata, with the new backend (and this instance, which now holds localfs bytes).
+    const patch = { backendType: targetType, instanceId: this.o.instanceId };
+    try {
+      if (inPlace) {
+        moved = await this.o.store.commitFile(
+          {
+            path: from,
+            type: 'file',
+            size: source.size,
+            mode: source.mode,
+            owner: source.owner,
+            etag: source.etag,
+            mtime: source.mtime,
+            ...patch,
+          },
+          source.generation,
+        );
+      } else {
+        if (req.createParents) {
+          await this.o.store.ensureDirectories(parent, who.user, targetType, this.o.instanceId);
+        }
+        moved = await this.o.store.move(from, to, { overwrite: req.overwrite, patch });
+      }
+    } catch (err) {
+      // The source still rules: drop the copy (unless it replaced bytes the metadata uses).
+      if (!(target && target.backendType === targetType)) {
+        await targetBackend.delete(to).catch(() => undefined);
+      }
+      throw err;
+    }
+
+    // 3. the source bytes (and an overwritten target's, on another backend) go.
+    const leftovers: Array<[Backend, string]> = [[sourceBackend, from]];
+    if (target && target.backendType !== targetType && this.holdsBytes(target)) {
+      leftovers.push([this.backendOf(target.backendType), to]);
+    }
+    for (const [backend, path] of leftovers) {
+      await backend.delete(path).catch((err: unknown) => {
+        this.o.log.warn({ err, path, backend_type: backend.type }, 'orphan bytes after a move');
+      });
+    }
+    this.o.cache.invalidate(from);
+    this.o.cache.invalidate(to);
+    this.publishInvalidation(from, false);
+    this.publishInvalidation(to, false);
+    fileOps.inc({ operation: 'rename', backend_type: targetType });
+    return moved;
+  }
+
+  /** Whether this instance can reach an entry's bytes itself (not a peer's localfs). */
+  private holdsBytes(entry: Entry): boolean {
+    return entry.backendType !== 'localfs' || entry.instanceId === this.o.instanceId;
   }
 
   /**
@@ -548,6 +699,8 @@ export class Engine {
 
   /** Start-up: roll committed writes forward, then sweep orphan temp files. */
   async recover(): Promise<{ rolledForward: number; swept: number }> {
+    // Every backend must be usable before anything serves (e.g. S3: bucket and credentials).
+    for (const backend of this.o.backends.values()) await backend.check();
     const pending = await this.o.store.listPending(this.o.instanceId);
     for (const p of pending) {
       const backend = this.o.backends.get(p.backendType);

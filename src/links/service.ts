@@ -60,7 +60,7 @@ export class LinkService {
     }
     const entry = await this.engine.stat(result.path as string);
     if (entry.type !== 'file') throw errors.notFound(entry.path);
-    const body = await this.engine.openFile(entry);
+    const body = await this.engine.openFromOwner(entry);
     linkConsumptions.inc({ status: 'success' });
     return { entry, body };
   }

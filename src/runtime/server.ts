@@ -11,6 +11,9 @@ import { startMetricsListener } from './metrics-listener.js';
 import { persistentSecret } from './secrets.js';
 import { buildServices, type BuildOptions, type Services } from './services.js';
 
+/** How long a drained keep-alive connection stays open after its last response. */
+const DRAIN_GRACE_MS = 1000;
+
 export interface RunningServer {
   server: http.Server;
   services: Services;
@@ -135,13 +138,47 @@ export async function serve(loaded: LoadedConfig, opts: ServeOptions): Promise<R
     'CallFS listening',
   );
 
+  // Responses in progress, so a drain can close their keep-alive connections once they are done.
+  const inFlight = new Set<http.ServerResponse>();
+  let draining = false;
+  server.on('request', (_req: http.IncomingMessage, res: http.ServerResponse) => {
+    if (draining) res.shouldKeepAlive = false;
+    inFlight.add(res);
+    res.once('close', () => inFlight.delete(res));
+  });
+  /**
+   * Ends the connection after this response. Not yet answered: it says
+   * `Connection: close`. Already announced keep-alive: the connection is
+   * half-closed a moment after the response is written, so a client still
+   * reading it (some treat a FIN before they have parsed the body as an
+   * error) gets to finish; unless a newer request is using it.
+   */
+  const lastOnConnection = (res: http.ServerResponse) => {
+    if (!res.headersSent) {
+      res.shouldKeepAlive = false;
+      return;
+    }
+    const socket = res.socket;
+    if (!socket) return;
+    const end = () =>
+      setTimeout(() => {
+        for (const other of inFlight) if (other.socket === socket) return;
+        socket.end();
+      }, DRAIN_GRACE_MS).unref();
+    if (res.writableFinished) end();
+    else res.once('finish', end);
+  };
+
   let stopping: Promise<void> | null = null;
   const stop = () =>
     (stopping ??= (async () => {
+      draining = true;
       metricsServer?.close();
       const closed = once(server, 'close').catch(() => undefined);
       server.close();
       server.closeIdleConnections();
+      // Kept-alive connections with a request in flight would otherwise idle until the deadline.
+      for (const res of inFlight) lastOnConnection(res);
       // In-flight requests get a deadline to finish, then their sockets are cut.
       const deadline = setTimeout(() => server.closeAllConnections(), 10_000).unref();
       await closed;

@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import { InstrumentedBackend } from '../backends/instrumented.js';
 import { LocalFsBackend } from '../backends/localfs.js';
 import { NoopBackend } from '../backends/noop.js';
+import { S3Backend } from '../backends/s3.js';
 import type { Backend } from '../backends/types.js';
 import { identities, isClusterMode } from '../config/rules.js';
 import type { Config } from '../config/schema.js';
@@ -55,6 +56,29 @@ function poolStats(store: MetadataStore): { total: number; idle: number; waiting
   return typeof withPool.poolStats === 'function' ? withPool.poolStats() : null;
 }
 
+/** The s3 backend is built when a bucket is named (or it is the default backend). */
+const s3Configured = (config: Config): boolean =>
+  config.backend.s3_bucket_name !== '' || config.backend.default_backend === 's3';
+
+/** In a cluster, staged uploads younger than this may belong to another instance: not swept. */
+const CLUSTER_SWEEP_MIN_AGE_MS = 24 * 3600 * 1000;
+
+function s3Backend(config: Config, clustered: boolean): S3Backend {
+  const b = config.backend;
+  return new S3Backend({
+    bucket: b.s3_bucket_name,
+    endpoint: b.s3_endpoint,
+    region: b.s3_region,
+    accessKeyId: b.s3_access_key,
+    secretAccessKey: b.s3_secret_key,
+    forcePathStyle: b.s3_force_path_style,
+    serverSideEncryption: b.s3_server_side_encryption,
+    kmsKeyId: b.s3_kms_key_id,
+    acl: b.s3_acl,
+    sweepMinAgeMs: clustered ? CLUSTER_SWEEP_MIN_AGE_MS : 0,
+  });
+}
+
 export function buildServices({ config, log, users, ...shared }: BuildOptions): Services {
   const instanceId = config.instance_discovery.instance_id || hostname();
   const root = resolve(config.backend.localfs_root_path);
@@ -74,6 +98,8 @@ export function buildServices({ config, log, users, ...shared }: BuildOptions): 
   const cluster = isClusterMode(config)
     ? buildClusterParts({ config, instanceId, https: shared.https ?? false, log })
     : null;
+  const s3 = s3Configured(config) ? s3Backend(config, cluster !== null) : null;
+  if (s3) backends.set('s3', new InstrumentedBackend(s3, backendLog));
   const locks = new InstrumentedLockManager(
     cluster?.locks ?? shared.locks ?? new LocalLockManager(),
   );
@@ -147,6 +173,7 @@ export function buildServices({ config, log, users, ...shared }: BuildOptions): 
       readiness: [
         { name: 'metadata_store', check: () => store.ping() },
         { name: 'storage', check: () => defaultBackend.check() },
+        ...(s3 ? [{ name: 's3', check: () => s3.check() }] : []),
         ...(cluster?.readiness ?? []),
       ],
     },

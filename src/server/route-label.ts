@@ -5,6 +5,7 @@
 const PREFIXES: ReadonlyArray<[prefix: string, label: string]> = [
   ['/v1/files/', '/v1/files/*'],
   ['/v1/directories/', '/v1/directories/*'],
+  ['/v1/links/', '/v1/links/*'],
   ['/download/', '/download/*'],
   ['/v1/internal/', '/v1/internal/*'],
   ['/debug/', '/debug/*'],
@@ -13,7 +14,6 @@ const PREFIXES: ReadonlyArray<[prefix: string, label: string]> = [
 const EXACT: ReadonlyMap<string, string> = new Map([
   ['/v1/files', '/v1/files/*'],
   ['/v1/directories', '/v1/directories/*'],
-  ['/v1/links/generate', '/v1/links/generate'],
   ['/health', '/health'],
   ['/ready', '/ready'],
   ['/metrics', '/metrics'],

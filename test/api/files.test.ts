@@ -1,11 +1,12 @@
 /**
  * /v1/files: every row of SPEC §2's table for files and directories (GET,
- * HEAD, POST, PUT, PATCH, DELETE), against both metadata stores.
+ * HEAD, POST, PUT, PATCH, DELETE), against both metadata stores (and once
+ * more on the s3 backend: test/api/s3-backend.test.ts). What the backend
+ * holds is checked through api.stored*, on disk or in the bucket.
  */
-import { existsSync, readFileSync, statSync } from 'node:fs';
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
+  BACKEND,
   INSTANCE_ID,
   KEYS,
   STORES,
@@ -13,7 +14,6 @@ import {
   sha256,
   uniq,
   useServer,
-  type Api,
 } from '../helpers/api.js';
 
 const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
@@ -34,8 +34,6 @@ interface EntryJson {
   etag: string | null;
 }
 
-const onDisk = (api: Api, path: string) => join(api.root, ...path.split('/').filter(Boolean));
-
 /** The fields of an entry that tests can know exactly. */
 function fileEntry(path: string, body: string | Buffer, owner = 'alice') {
   return {
@@ -45,7 +43,7 @@ function fileEntry(path: string, body: string | Buffer, owner = 'alice') {
     size: Buffer.byteLength(body),
     mode: '0644',
     owner,
-    backend_type: 'localfs',
+    backend_type: BACKEND,
     instance_id: INSTANCE_ID,
     etag: `"${sha256(body)}"`,
   };
@@ -59,7 +57,7 @@ function dirEntry(path: string, owner = 'alice') {
     size: 0,
     mode: '0755',
     owner,
-    backend_type: 'localfs',
+    backend_type: BACKEND,
     instance_id: INSTANCE_ID,
   };
 }
@@ -85,7 +83,7 @@ describe.each(STORES)('files API (%s)', (store) => {
       expect(h.get('x-callfs-mode')).toBe('0644');
       expect(h.get('x-callfs-owner')).toBe('alice');
       expect(h.get('x-callfs-instance-id')).toBe(INSTANCE_ID);
-      expect(h.get('x-callfs-backend')).toBe('localfs');
+      expect(h.get('x-callfs-backend')).toBe(BACKEND);
       const mtime = h.get('x-callfs-mtime') ?? '';
       expect(mtime).toMatch(RFC3339);
       const lastModified = h.get('last-modified') ?? '';
@@ -122,7 +120,7 @@ describe.each(STORES)('files API (%s)', (store) => {
       expect(got.status).toBe(200);
       expect(got.bytes.length).toBe(bytes.length);
       expect(sha256(got.bytes)).toBe(sha256(bytes));
-      expect(sha256(readFileSync(onDisk(api, path)))).toBe(sha256(bytes));
+      expect(sha256(await api.stored(path))).toBe(sha256(bytes));
     });
 
     it('an empty file has Content-Length 0 and the empty SHA-256', async () => {
@@ -252,7 +250,7 @@ describe.each(STORES)('files API (%s)', (store) => {
       const entry = (await res.json()) as EntryJson;
       expect(entry).toMatchObject(fileEntry(path, 'created'));
       expect(res.headers.get('etag')).toBe(`"${sha256('created')}"`);
-      expect(readFileSync(onDisk(api, path), 'utf8')).toBe('created');
+      expect((await api.stored(path)).toString('utf8')).toBe('created');
     });
 
     it('streams a chunked body (no Content-Length)', async () => {
@@ -282,7 +280,7 @@ describe.each(STORES)('files API (%s)', (store) => {
         expect(res.headers.get('x-callfs-type')).toBe('directory');
         expect(res.headers.get('x-callfs-owner')).toBe('alice');
       }
-      expect(statSync(onDisk(api, `${dir}/p1/p2/p3`)).isDirectory()).toBe(true);
+      expect(await api.storedIsDir(`${dir}/p1/p2/p3`)).toBe(true);
       expect((await api.read(path)).bytes.toString()).toBe('deep');
     });
 
@@ -294,11 +292,11 @@ describe.each(STORES)('files API (%s)', (store) => {
       expect(body).toMatchObject({
         existing_path: path,
         instance_id: INSTANCE_ID,
-        backend_type: 'localfs',
+        backend_type: BACKEND,
       });
       expect(String(body.suggestion)).toMatch(/Use PUT to update it\.$/);
       expect((await api.read(path)).bytes.toString()).toBe('original');
-      expect(readFileSync(onDisk(api, path), 'utf8')).toBe('original');
+      expect((await api.stored(path)).toString('utf8')).toBe('original');
       expect(api.tmpFiles()).toEqual([]);
     });
 
@@ -315,7 +313,7 @@ describe.each(STORES)('files API (%s)', (store) => {
       expect(((await res.json()) as EntryJson[]).map((e) => e.path)).toEqual([
         `${dir}/d/child.txt`,
       ]);
-      expect(statSync(onDisk(api, `${dir}/d`)).isDirectory()).toBe(true);
+      expect(await api.storedIsDir(`${dir}/d`)).toBe(true);
     });
 
     it('p/ creates a directory: 201, then 200 (idempotent)', async () => {
@@ -326,7 +324,7 @@ describe.each(STORES)('files API (%s)', (store) => {
       const again = await api.file('POST', `${dir}/newdir/`);
       expect(again.status).toBe(200);
       expect(await again.json()).toMatchObject(dirEntry(`${dir}/newdir`));
-      expect(statSync(onDisk(api, `${dir}/newdir`)).isDirectory()).toBe(true);
+      expect(await api.storedIsDir(`${dir}/newdir`)).toBe(true);
     });
 
     it('p/ over an existing file: 409, file untouched', async () => {
@@ -359,7 +357,7 @@ describe.each(STORES)('files API (%s)', (store) => {
       const got = await api.file('GET', path);
       expect(got.headers.get('etag')).toBe(`"${sha256('version two')}"`);
       expect(await got.text()).toBe('version two');
-      expect(readFileSync(onDisk(api, path), 'utf8')).toBe('version two');
+      expect((await api.stored(path)).toString('utf8')).toBe('version two');
     });
 
     it('creates missing parents', async () => {
@@ -403,8 +401,8 @@ describe.each(STORES)('files API (%s)', (store) => {
       expect(await res.json()).toMatchObject(fileEntry(`${dir}/new.txt`, 'rename me'));
       await expectError(await api.file('GET', `${dir}/old.txt`), 404, 'FILE_NOT_FOUND');
       expect((await api.read(`${dir}/new.txt`)).bytes.toString()).toBe('rename me');
-      expect(existsSync(onDisk(api, `${dir}/old.txt`))).toBe(false);
-      expect(readFileSync(onDisk(api, `${dir}/new.txt`), 'utf8')).toBe('rename me');
+      expect(await api.storedExists(`${dir}/old.txt`)).toBe(false);
+      expect((await api.stored(`${dir}/new.txt`)).toString('utf8')).toBe('rename me');
     });
 
     it('{destination} moves a file', async () => {
@@ -436,10 +434,10 @@ describe.each(STORES)('files API (%s)', (store) => {
       ] as const) {
         expect((await api.read(`${b}/moved/${rel}`)).bytes.toString()).toBe(body);
         expect((await api.file('GET', `${a}/tree/${rel}`)).status).toBe(404);
-        expect(readFileSync(onDisk(api, `${b}/moved/${rel}`), 'utf8')).toBe(body);
+        expect((await api.stored(`${b}/moved/${rel}`)).toString('utf8')).toBe(body);
       }
       expect((await api.file('GET', `${a}/tree`)).status).toBe(404);
-      expect(existsSync(onDisk(api, `${a}/tree`))).toBe(false);
+      expect(await api.storedExists(`${a}/tree`)).toBe(false);
       const list = await api.req('GET', `/v1/directories${b}/moved?recursive=true`);
       const body = (await list.json()) as { items: EntryJson[] };
       expect(body.items.map((e) => e.path).sort()).toEqual(
@@ -531,7 +529,7 @@ describe.each(STORES)('files API (%s)', (store) => {
       expect(await res.json()).toMatchObject(fileEntry(`${dir}/dst.txt`, 'source'));
       expect((await api.read(`${dir}/dst.txt`)).bytes.toString()).toBe('source');
       expect((await api.file('GET', `${dir}/src.txt`)).status).toBe(404);
-      expect(readFileSync(onDisk(api, `${dir}/dst.txt`), 'utf8')).toBe('source');
+      expect((await api.stored(`${dir}/dst.txt`)).toString('utf8')).toBe('source');
     });
 
     it('moving a directory into itself: 400', async () => {
@@ -626,7 +624,7 @@ describe.each(STORES)('files API (%s)', (store) => {
       expect(res.status).toBe(204);
       expect(await res.text()).toBe('');
       await expectError(await api.file('GET', path), 404, 'FILE_NOT_FOUND');
-      expect(existsSync(onDisk(api, path))).toBe(false);
+      expect(await api.storedExists(path)).toBe(false);
       await expectError(await api.file('DELETE', path), 404, 'FILE_NOT_FOUND');
     });
 
@@ -638,7 +636,7 @@ describe.each(STORES)('files API (%s)', (store) => {
       expect((await api.file('DELETE', `${dir}/e2/`)).status).toBe(204);
       expect((await api.file('GET', `${dir}/e1`)).status).toBe(404);
       expect((await api.file('GET', `${dir}/e2`)).status).toBe(404);
-      expect(existsSync(onDisk(api, `${dir}/e1`))).toBe(false);
+      expect(await api.storedExists(`${dir}/e1`)).toBe(false);
     });
 
     it('a non-empty directory: 409 DIRECTORY_NOT_EMPTY, nothing removed', async () => {
@@ -646,7 +644,7 @@ describe.each(STORES)('files API (%s)', (store) => {
       await api.create(`${dir}/full/f.txt`, 'f');
       await expectError(await api.file('DELETE', `${dir}/full`), 409, 'DIRECTORY_NOT_EMPTY');
       expect((await api.read(`${dir}/full/f.txt`)).bytes.toString()).toBe('f');
-      expect(existsSync(onDisk(api, `${dir}/full/f.txt`))).toBe(true);
+      expect(await api.storedExists(`${dir}/full/f.txt`)).toBe(true);
     });
 
     it('a trailing slash on a file path names no directory: 404, file kept', async () => {

@@ -1,10 +1,13 @@
+import { randomUUID } from 'node:crypto';
 import { mkdtemp, readFile, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, inject, it } from 'vitest';
 import { LocalFsBackend } from '../../src/backends/localfs.js';
 import { NoopBackend } from '../../src/backends/noop.js';
+import { S3Backend } from '../../src/backends/s3.js';
+import { createBucket, emptyBucket, s3Client } from '../helpers/s3.js';
 import { backendContract, bodyOf, readAll } from './backend.contract.js';
 
 backendContract(
@@ -15,6 +18,38 @@ backendContract(
       backend: new LocalFsBackend(join(dir, 'root')),
       reopen: () => new LocalFsBackend(join(dir, 'root')),
       cleanup: () => rm(dir, { recursive: true, force: true }),
+    };
+  },
+  { storesBytes: true },
+);
+
+// One bucket for the file; every test works below a prefix of its own.
+let s3Bucket: Promise<string> | undefined;
+backendContract(
+  's3',
+  async () => {
+    const info = inject('s3');
+    const client = s3Client(info);
+    s3Bucket ??= createBucket(info, client);
+    const bucket = await s3Bucket;
+    const prefix = `contract-${randomUUID()}/`;
+    const make = () =>
+      new S3Backend({
+        bucket,
+        endpoint: info.endpoint,
+        region: info.region,
+        accessKeyId: info.accessKey,
+        secretAccessKey: info.secretKey,
+        forcePathStyle: true,
+        prefix,
+      });
+    return {
+      backend: make(),
+      reopen: make,
+      cleanup: async () => {
+        await emptyBucket(client, bucket, prefix);
+        client.destroy();
+      },
     };
   },
   { storesBytes: true },

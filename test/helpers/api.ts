@@ -5,18 +5,46 @@
  * every error response must pass.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import http from 'node:http';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, inject } from 'vitest';
 import { KEYS, startCallFS, type CallFSProcess, type StartOptions } from './callfs.js';
+import { GetObjectCommand } from '@aws-sdk/client-s3';
+import { createBucket, listKeys, s3Client } from './s3.js';
 import { createDatabase } from './services.js';
 
 export { KEYS };
 
-export const STORES = ['sqlite', 'postgres'] as const;
-export type StoreKind = (typeof STORES)[number];
+export type StoreKind = 'sqlite' | 'postgres';
+
+/**
+ * CALLFS_TEST_BACKEND=s3 (set by test/api/s3-backend.test.ts before it loads
+ * the API suites) runs them once more with `backend.default_backend: s3` on a
+ * fresh bucket of the shared test S3 server, over SQLite only.
+ */
+export const S3_MODE = process.env.CALLFS_TEST_BACKEND === 's3';
+
+export const STORES: readonly StoreKind[] = S3_MODE ? ['sqlite'] : ['sqlite', 'postgres'];
+
+/** The backend new files land on in this run's API servers. */
+export const BACKEND = S3_MODE ? 's3' : 'localfs';
+
+/** Config of the s3 backend on a fresh bucket (default backend unless `asDefault` is false). */
+export async function s3BackendConfig(asDefault = true): Promise<Record<string, unknown>> {
+  const info = inject('s3');
+  const bucket = await createBucket(info);
+  return {
+    ...(asDefault ? { default_backend: 's3' } : {}),
+    s3_endpoint: info.endpoint,
+    s3_region: info.region,
+    s3_bucket_name: bucket,
+    s3_access_key: info.accessKey,
+    s3_secret_key: info.secretKey,
+    s3_force_path_style: true,
+  };
+}
 
 /** Configured on every test server so X-CallFS-Instance-ID is known exactly. */
 export const INSTANCE_ID = 'api-test-instance';
@@ -30,13 +58,25 @@ export const md5b64 = (data: string | Uint8Array): string =>
 export async function startServer(
   store: StoreKind,
   opts: Omit<StartOptions, 'store'> = {},
-): Promise<CallFSProcess> {
-  const config = { instance_discovery: { instance_id: INSTANCE_ID }, ...opts.config };
+): Promise<CallFSProcess & { s3Bucket?: string }> {
+  let config: Record<string, unknown> = {
+    instance_discovery: { instance_id: INSTANCE_ID },
+    ...opts.config,
+  };
+  let s3Bucket: string | undefined;
+  if (S3_MODE) {
+    const s3 = await s3BackendConfig();
+    s3Bucket = s3.s3_bucket_name as string;
+    const backend = (config.backend ?? {}) as Record<string, unknown>;
+    config = { ...config, backend: { ...s3, ...backend } };
+  }
   if (store === 'postgres') {
     const dsn = await createDatabase(inject('pgDsn'));
-    return startCallFS({ ...opts, config, store: { type: 'postgres', dsn } });
+    const srv = await startCallFS({ ...opts, config, store: { type: 'postgres', dsn } });
+    return Object.assign(srv, { s3Bucket });
   }
-  return startCallFS({ ...opts, config, store: { type: 'sqlite' } });
+  const srv = await startCallFS({ ...opts, config, store: { type: 'sqlite' } });
+  return Object.assign(srv, { s3Bucket });
 }
 
 /** Registers beforeAll/afterAll for one server of `store`; use inside a describe. */
@@ -90,7 +130,7 @@ export const uniq = (prefix = 't'): string =>
 export const enc = (path: string): string => path.split('/').map(encodeURIComponent).join('/');
 
 export class Api {
-  srv!: CallFSProcess;
+  srv!: CallFSProcess & { s3Bucket?: string };
 
   get url(): string {
     return this.srv.url;
@@ -153,6 +193,47 @@ export class Api {
       headers: { 'Content-Type': 'application/json' },
       body: JSON.stringify({ path, expiry_seconds: expiry }),
     });
+  }
+
+  /** The bytes the backend holds for a namespace path (on disk, or in the S3 bucket). */
+  async stored(path: string): Promise<Buffer> {
+    const bucket = this.srv.s3Bucket;
+    if (bucket === undefined) return readFileSync(this.localFile(path));
+    const client = s3Client(inject('s3'));
+    try {
+      const out = await client.send(new GetObjectCommand({ Bucket: bucket, Key: path.slice(1) }));
+      return Buffer.from(await out.Body!.transformToByteArray());
+    } finally {
+      client.destroy();
+    }
+  }
+
+  /** Whether the backend holds a file or directory at a namespace path. */
+  async storedExists(path: string): Promise<boolean> {
+    if (this.srv.s3Bucket === undefined) return existsSync(this.localFile(path));
+    const key = path.slice(1);
+    const client = s3Client(inject('s3'));
+    try {
+      const keys = await listKeys(client, this.srv.s3Bucket, key);
+      return keys.some((k) => k === key || k.startsWith(`${key}/`));
+    } finally {
+      client.destroy();
+    }
+  }
+
+  /** Whether the backend holds a directory at a namespace path (S3: a marker or keys below). */
+  async storedIsDir(path: string): Promise<boolean> {
+    if (this.srv.s3Bucket === undefined) return statSync(this.localFile(path)).isDirectory();
+    const client = s3Client(inject('s3'));
+    try {
+      return (await listKeys(client, this.srv.s3Bucket, `${path.slice(1)}/`)).length > 0;
+    } finally {
+      client.destroy();
+    }
+  }
+
+  private localFile(path: string): string {
+    return join(this.root, ...path.split('/').filter(Boolean));
   }
 
   /** Names under <root>/.callfs/tmp (staged uploads). */

@@ -44,6 +44,8 @@ export interface StartOptions {
   /** Start with no config file at all (the quickstart), in `cwd`. */
   quickstart?: boolean;
   env?: NodeJS.ProcessEnv;
+  /** Listen on this loopback port instead of a free one picked here (e.g. to set server.external_url). */
+  port?: number;
 }
 
 type Tree = Record<string, unknown>;
@@ -58,7 +60,7 @@ function merge(a: Tree, b: Tree): Tree {
 export async function startCallFS(opts: StartOptions = {}): Promise<CallFSProcess> {
   const dir = mkdtempSync(join(tmpdir(), 'callfs-test-'));
   const root = join(dir, 'data');
-  const port = await freePort();
+  const port = opts.port ?? (await freePort());
   const store = opts.store ?? { type: 'sqlite' };
   const config = merge(
     {

@@ -1,28 +1,60 @@
 /**
- * vitest globalSetup: one PostgreSQL server for the whole run. Test files get
- * its superuser DSN through inject('pgDsn') and create their own database with
- * createDatabase(), so files never share rows. CALLFS_TEST_PG_DSN points the
- * run at an existing server instead (e.g. a CI service container).
+ * vitest globalSetup: one PostgreSQL server and one S3 server for the whole
+ * run, started side by side. Test files get PostgreSQL's superuser DSN through
+ * inject('pgDsn') and create their own database with createDatabase(), and the
+ * S3 endpoint and keys through inject('s3') and create their own bucket with
+ * createBucket() (test/helpers/s3.ts), so files never share rows or objects.
+ * CALLFS_TEST_PG_DSN points the run at an existing PostgreSQL server instead;
+ * CALLFS_TEST_S3_ENDPOINT (+ CALLFS_TEST_S3_ACCESS_KEY / _SECRET_KEY /
+ * _REGION) at an existing S3 server.
  */
 import type { TestProject } from 'vitest/node';
+import { startS3, type S3Info } from './s3.js';
 import { startPostgres } from './services.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
     /** Superuser DSN of the shared test PostgreSQL server (maintenance database). */
     pgDsn: string;
+    /** The shared test S3 server (radosgw or MinIO). */
+    s3: S3Info;
   }
 }
 
-export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+async function postgres(): Promise<{ dsn: string; stop(): Promise<void> }> {
   const external = process.env.CALLFS_TEST_PG_DSN;
-  if (external) {
-    project.provide('pgDsn', external);
-    return async () => {};
+  if (external) return { dsn: external, stop: async () => {} };
+  return startPostgres();
+}
+
+async function s3(): Promise<S3Info & { stop(): Promise<void> }> {
+  const endpoint = process.env.CALLFS_TEST_S3_ENDPOINT;
+  if (endpoint) {
+    return {
+      kind: 'external',
+      endpoint,
+      region: process.env.CALLFS_TEST_S3_REGION ?? 'us-east-1',
+      accessKey: process.env.CALLFS_TEST_S3_ACCESS_KEY ?? '',
+      secretKey: process.env.CALLFS_TEST_S3_SECRET_KEY ?? '',
+      stop: async () => {},
+    };
   }
-  const pg = await startPostgres();
-  project.provide('pgDsn', pg.dsn);
+  return startS3();
+}
+
+export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  const [pg, s3srv] = await Promise.allSettled([postgres(), s3()]);
+  if (pg.status === 'rejected' || s3srv.status === 'rejected') {
+    if (pg.status === 'fulfilled') await pg.value.stop();
+    if (s3srv.status === 'fulfilled') await s3srv.value.stop();
+    throw pg.status === 'rejected' ? pg.reason : (s3srv as PromiseRejectedResult).reason;
+  }
+  project.provide('pgDsn', pg.value.dsn);
+  const { stop: stopS3, ...info } = s3srv.value;
+  project.provide('s3', info);
   return async () => {
-    await pg.stop();
+    // S3 first: killing radosgw is instant, PostgreSQL's stop may take a while.
+    await stopS3();
+    await pg.value.stop();
   };
 }

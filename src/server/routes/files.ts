@@ -178,13 +178,14 @@ export function fileRoutes(
   const any = `${opts.prefix}{/*rest}`;
   const route = (handler: Handler) => owned(engine, opts.proxy, handler);
 
-  router.get(
-    any,
-    route((ctx) => read(engine, ctx, false)),
-  );
+  // HEAD first: @koa/router also answers HEAD with a GET route, which would open the file.
   router.head(
     any,
     route((ctx) => read(engine, ctx, true)),
+  );
+  router.get(
+    any,
+    route((ctx) => read(engine, ctx, false)),
   );
 
   router.post(any, async (ctx) => {
