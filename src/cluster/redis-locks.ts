@@ -20,7 +20,8 @@ const unavailable = (cause?: unknown) =>
 export class RedisLockManager implements LockManager {
   readonly kind = 'redis' as const;
   private readonly redlock: Redlock;
-  private held = 0;
+  /** Expiry times of the leases this process holds (an expired lease no longer counts). */
+  private readonly held = new Set<{ expiresAt: number }>();
 
   constructor(
     private readonly redis: Redis,
@@ -47,8 +48,9 @@ export class RedisLockManager implements LockManager {
         if (!isReady(this.redis)) throw unavailable(err);
         if (!(err instanceof ResourceLockedError) && !isContention(err)) throw unavailable(err);
       }
-      if (lock) return this.wrap(key, lock);
-      if (Date.now() + RETRY_DELAY_MS > deadline) {
+      if (lock) return this.wrap(key, lock, opts.ttlMs);
+      const left = deadline - Date.now();
+      if (left <= 0) {
         throw new CallFSError(
           'LOCK_TIMEOUT',
           `timed out after ${opts.waitMs} ms waiting for the lock on ${key}`,
@@ -58,19 +60,21 @@ export class RedisLockManager implements LockManager {
           },
         );
       }
-      await new Promise((r) => setTimeout(r, RETRY_DELAY_MS + Math.random() * 10));
+      // The last try happens at the deadline, not a retry delay before it.
+      await new Promise((r) => setTimeout(r, Math.min(left, RETRY_DELAY_MS + Math.random() * 10)));
     }
   }
 
-  private wrap(key: string, lock: RedlockLock): Lock {
-    this.held++;
+  private wrap(key: string, lock: RedlockLock, ttlMs: number): Lock {
+    const lease = { expiresAt: Date.now() + ttlMs };
+    this.held.add(lease);
     let released = false;
     return {
       key,
       release: async () => {
         if (released) return;
         released = true;
-        this.held--;
+        this.held.delete(lease);
         // An expired lease or an unreachable Redis: the lease runs out by itself.
         await lock.release().catch(() => undefined);
       },
@@ -78,7 +82,9 @@ export class RedisLockManager implements LockManager {
   }
 
   activeCount(): number {
-    return this.held;
+    const now = Date.now();
+    for (const lease of this.held) if (lease.expiresAt <= now) this.held.delete(lease);
+    return this.held.size;
   }
 
   async close(): Promise<void> {}

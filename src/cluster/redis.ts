@@ -14,11 +14,18 @@ export function connectRedis(addr: string, password: string): Redis {
     retryStrategy: (attempt: number) => Math.min(2000, 50 * 2 ** Math.min(attempt, 6)),
     lazyConnect: false,
   };
-  if (/^rediss?:\/\//.test(addr)) return new Redis(addr, common);
-  const i = addr.lastIndexOf(':');
-  const host = i > 0 ? addr.slice(0, i) : addr;
-  const port = i > 0 ? Number(addr.slice(i + 1)) : 6379;
-  return new Redis({ host, port, ...common });
+  let redis: Redis;
+  if (/^rediss?:\/\//.test(addr)) {
+    redis = new Redis(addr, common);
+  } else {
+    const i = addr.lastIndexOf(':');
+    const host = i > 0 ? addr.slice(0, i) : addr;
+    const port = i > 0 ? Number(addr.slice(i + 1)) : 6379;
+    redis = new Redis({ host, port, ...common });
+  }
+  // Connection errors surface as 503s and /ready; owners may add a logging listener.
+  redis.on('error', () => undefined);
+  return redis;
 }
 
 export const isReady = (redis: Redis): boolean => redis.status === 'ready';

@@ -234,7 +234,8 @@ rgw_frontends = beast endpoint=127.0.0.1:${rgwPort} tcp_nodelay=1
       'default.rgw.buckets.data',
       'default.rgw.buckets.non-ec',
     ];
-    await Promise.all(pools.map((p) => ceph('osd', 'pool', 'create', p, '8', '8')));
+    // One at a time: parallel ceph CLIs share client.admin's admin socket and fail with EPERM.
+    for (const p of pools) await ceph('osd', 'pool', 'create', p, '8', '8');
     await run('radosgw', ['-n', 'client.rgw.a'], { env });
     const endpoint = `http://127.0.0.1:${rgwPort}`;
     let answering = false;
