@@ -53,7 +53,7 @@ export class InternalProxy {
     private readonly o: {
       selfId: string;
       secret: string;
-      urlOf: (instanceId: string) => string | undefined;
+      urlOf: (instanceId: string) => Promise<string | undefined>;
       connectTimeoutMs: number;
       /** Idle limit for either direction of a transfer. */
       ioTimeoutMs: number;
@@ -70,7 +70,7 @@ export class InternalProxy {
   }
 
   async forward(target: string, req: ForwardRequest): Promise<ForwardResponse> {
-    const origin = this.o.urlOf(target);
+    const origin = await this.o.urlOf(target);
     const started = process.hrtime.bigint();
     const labels = { operation: '', source_instance: this.o.selfId, target_instance: target };
     const done = (operation: 'proxy_success' | 'proxy_failure') => {

@@ -45,9 +45,23 @@ export class Registry {
     this.timer = setInterval(() => void this.beat(), this.opts.heartbeatMs).unref();
   }
 
-  /** The peer's base URL, or undefined when unknown. */
-  urlOf(instanceId: string): string | undefined {
-    return this.peers.get(instanceId);
+  /**
+   * The peer's base URL, or undefined when unknown. A peer missing from the
+   * last refresh is looked up directly, so one late heartbeat does not make
+   * it unreachable.
+   */
+  async urlOf(instanceId: string): Promise<string | undefined> {
+    const known = this.peers.get(instanceId);
+    if (known !== undefined) return known;
+    const { redis } = this.opts;
+    if (!redis || !isReady(redis)) return undefined;
+    const raw = await redis.get(KEY_PREFIX + instanceId).catch(() => null);
+    if (!raw) return undefined;
+    try {
+      return trimUrl((JSON.parse(raw) as InstanceInfo).url);
+    } catch {
+      return undefined;
+    }
   }
 
   list(): Array<{ instance_id: string; url: string }> {
@@ -58,7 +72,8 @@ export class Registry {
     const { redis } = this.opts;
     if (!redis || !isReady(redis)) return;
     try {
-      const ttlSeconds = Math.max(3, Math.ceil((this.opts.heartbeatMs * 3) / 1000));
+      // Three missed beats, but never under 10 s: a busy event loop must not drop out.
+      const ttlSeconds = Math.max(10, Math.ceil((this.opts.heartbeatMs * 3) / 1000));
       if (this.opts.register) {
         await redis.set(
           KEY_PREFIX + this.self.instance_id,
