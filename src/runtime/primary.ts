@@ -29,7 +29,7 @@ export async function runPrimary(
   const log = loggerFor(loaded).child({ role: 'primary' });
   for (const key of loaded.unknownKeys) log.warn({ key }, 'unknown config key ignored');
   const users = resolveUsers(loaded, log, print);
-  const setup = buildServices({ config: loaded.config, log, users });
+  const setup = await buildServices({ config: loaded.config, log, users });
   try {
     await prepareStorage(setup, loaded, log);
   } finally {

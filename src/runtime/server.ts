@@ -84,7 +84,7 @@ export async function serve(loaded: LoadedConfig, opts: ServeOptions): Promise<R
   const users = resolveUsers(loaded, log, opts.print);
   collectDefaultMetrics();
   const https = usesHttps(config);
-  const services = buildServices({ config, log, users, https, ...opts.shared });
+  const services = await buildServices({ config, log, users, https, ...opts.shared });
   if (opts.owner) {
     try {
       await prepareStorage(services, loaded, log);

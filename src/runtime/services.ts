@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import { InstrumentedBackend } from '../backends/instrumented.js';
 import { LocalFsBackend } from '../backends/localfs.js';
 import { NoopBackend } from '../backends/noop.js';
-import { S3Backend } from '../backends/s3.js';
+import type { S3Backend } from '../backends/s3.js';
 import type { Backend } from '../backends/types.js';
 import { identities, isClusterMode } from '../config/rules.js';
 import type { Config } from '../config/schema.js';
@@ -63,7 +63,9 @@ const s3Configured = (config: Config): boolean =>
 /** In a cluster, staged uploads younger than this may belong to another instance: not swept. */
 const CLUSTER_SWEEP_MIN_AGE_MS = 24 * 3600 * 1000;
 
-function s3Backend(config: Config, clustered: boolean): S3Backend {
+/** Loaded only when configured: the AWS SDK alone costs every process ~30 MiB. */
+async function s3Backend(config: Config, clustered: boolean): Promise<S3Backend> {
+  const { S3Backend } = await import('../backends/s3.js');
   const b = config.backend;
   return new S3Backend({
     bucket: b.s3_bucket_name,
@@ -79,7 +81,12 @@ function s3Backend(config: Config, clustered: boolean): S3Backend {
   });
 }
 
-export function buildServices({ config, log, users, ...shared }: BuildOptions): Services {
+export async function buildServices({
+  config,
+  log,
+  users,
+  ...shared
+}: BuildOptions): Promise<Services> {
   const instanceId = config.instance_discovery.instance_id || hostname();
   const root = resolve(config.backend.localfs_root_path);
   const store = instrumentStore(
@@ -98,7 +105,7 @@ export function buildServices({ config, log, users, ...shared }: BuildOptions): 
   const cluster = isClusterMode(config)
     ? buildClusterParts({ config, instanceId, https: shared.https ?? false, log })
     : null;
-  const s3 = s3Configured(config) ? s3Backend(config, cluster !== null) : null;
+  const s3 = s3Configured(config) ? await s3Backend(config, cluster !== null) : null;
   if (s3) backends.set('s3', new InstrumentedBackend(s3, backendLog));
   const locks = new InstrumentedLockManager(
     cluster?.locks ?? shared.locks ?? new LocalLockManager(),
