@@ -6,6 +6,7 @@ import { CallFSError } from '../core/errors.js';
 import {
   crossServerDuration,
   crossServerOps,
+  recordBackendOp,
   setHttpClientStats,
 } from '../observability/metrics.js';
 
@@ -25,6 +26,16 @@ export interface ForwardResponse {
   headers: Record<string, string>;
   body: Readable;
 }
+
+/** The Backend operation a forwarded method amounts to. */
+const BACKEND_OPERATION: Readonly<Record<string, string>> = {
+  GET: 'open',
+  HEAD: 'stat',
+  POST: 'create',
+  PUT: 'update',
+  PATCH: 'move',
+  DELETE: 'delete',
+};
 
 // Hop-by-hop headers (RFC 9110 §7.6.1) and ours, which the proxy sets itself.
 const DROP = new Set([
@@ -74,11 +85,13 @@ export class InternalProxy {
     const started = process.hrtime.bigint();
     const labels = { operation: '', source_instance: this.o.selfId, target_instance: target };
     const done = (operation: 'proxy_success' | 'proxy_failure') => {
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       crossServerOps.inc({ ...labels, operation });
-      crossServerDuration.observe(
-        { operation, target_instance: target },
-        Number(process.hrtime.bigint() - started) / 1e9,
-      );
+      crossServerDuration.observe({ operation, target_instance: target }, seconds);
+      // As a backend, the peer did the operation the method names (seed: backend_type="internalproxy").
+      const backendOp = BACKEND_OPERATION[req.method];
+      if (operation === 'proxy_success' && backendOp)
+        recordBackendOp('internalproxy', backendOp, seconds);
     };
     if (!origin) {
       done('proxy_failure');
