@@ -330,12 +330,34 @@ export class Engine {
       this.o.cache.invalidate(path);
       this.publishInvalidation(path, false);
       const backend = this.backendOf(entry.backendType);
-      if (entry.type === 'directory') await backend.deleteDirectory(path);
+      if (entry.type === 'directory') await this.removeDirectoryBytes(backend, path);
       else await backend.delete(path);
       fileOps.inc({ operation: 'delete', backend_type: entry.backendType });
     } finally {
       await lock.release();
     }
+  }
+
+  /**
+   * The namespace says the directory was empty; the backend may still hold
+   * bytes no metadata points at (orphans of a crash between a delete's
+   * metadata commit and its unlink). Those are left alone and reported:
+   * removing them could race a writer recreating the directory.
+   */
+  private async removeDirectoryBytes(backend: Backend, path: string): Promise<void> {
+    let left: string[];
+    try {
+      left = await backend.list(path);
+    } catch (err) {
+      if (err instanceof CallFSError && err.code === 'FILE_NOT_FOUND') return;
+      throw err;
+    }
+    if (left.length === 0) await backend.deleteDirectory(path);
+    else
+      this.o.log.warn(
+        { path, orphans: left.length },
+        'directory bytes without metadata left in place',
+      );
   }
 
   /** PATCH: rename in place or move, a directory with its subtree. */
