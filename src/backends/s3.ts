@@ -19,6 +19,7 @@ import {
   UploadPartCommand,
   UploadPartCopyCommand,
   type CompletedPart,
+  type ListObjectsV2CommandOutput,
   type ObjectCannedACL,
   type ServerSideEncryption,
 } from '@aws-sdk/client-s3';
@@ -244,18 +245,7 @@ export class S3Backend implements Backend {
     const isRoot = prefix === this.prefix;
     const names = new Set<string>();
     let sawAnything = false;
-    let token: string | undefined;
-    do {
-      const page = await this.send(() =>
-        this.client.send(
-          new ListObjectsV2Command({
-            Bucket: this.bucket,
-            Prefix: prefix,
-            Delimiter: '/',
-            ContinuationToken: token,
-          }),
-        ),
-      );
+    for await (const page of this.listPages(prefix, '/')) {
       for (const p of page.CommonPrefixes ?? []) {
         sawAnything = true;
         const name = p.Prefix?.slice(prefix.length, -1);
@@ -266,8 +256,7 @@ export class S3Backend implements Backend {
         const name = o.Key?.slice(prefix.length);
         if (name) names.add(name); // "" is the directory's own marker
       }
-      token = page.IsTruncated ? page.NextContinuationToken : undefined;
-    } while (token);
+    }
     if (!sawAnything && !isRoot) throw errors.notFound(key);
     if (isRoot) names.delete(RESERVED_DIR);
     return [...names].sort();
@@ -413,6 +402,17 @@ export class S3Backend implements Backend {
   /** Every object key at or below a directory prefix. */
   private async keysBelow(prefix: string): Promise<Array<{ key: string; size: number }>> {
     const keys: Array<{ key: string; size: number }> = [];
+    for await (const page of this.listPages(prefix)) {
+      for (const o of page.Contents ?? []) if (o.Key) keys.push({ key: o.Key, size: o.Size ?? 0 });
+    }
+    return keys;
+  }
+
+  /** Every ListObjectsV2 page below `prefix`, following continuation tokens. */
+  private async *listPages(
+    prefix: string,
+    delimiter?: string,
+  ): AsyncGenerator<ListObjectsV2CommandOutput> {
     let token: string | undefined;
     do {
       const page = await this.send(() =>
@@ -420,14 +420,14 @@ export class S3Backend implements Backend {
           new ListObjectsV2Command({
             Bucket: this.bucket,
             Prefix: prefix,
+            Delimiter: delimiter,
             ContinuationToken: token,
           }),
         ),
       );
-      for (const o of page.Contents ?? []) if (o.Key) keys.push({ key: o.Key, size: o.Size ?? 0 });
+      yield page;
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token);
-    return keys;
   }
 
   /**

@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
 import Redlock, { ResourceLockedError, type Lock as RedlockLock } from 'redlock';
 import { CallFSError } from '../core/errors.js';
-import type { Lock, LockManager } from '../core/locks.js';
+import { releasedOnce, type Lock, type LockManager } from '../core/locks.js';
 import { isReady } from './redis.js';
 
 const RETRY_DELAY_MS = 25;
@@ -68,17 +68,11 @@ export class RedisLockManager implements LockManager {
   private wrap(key: string, lock: RedlockLock, ttlMs: number): Lock {
     const lease = { expiresAt: Date.now() + ttlMs };
     this.held.add(lease);
-    let released = false;
-    return {
-      key,
-      release: async () => {
-        if (released) return;
-        released = true;
-        this.held.delete(lease);
-        // An expired lease or an unreachable Redis: the lease runs out by itself.
-        await lock.release().catch(() => undefined);
-      },
-    };
+    return releasedOnce(key, async () => {
+      this.held.delete(lease);
+      // An expired lease or an unreachable Redis: the lease runs out by itself.
+      await lock.release().catch(() => undefined);
+    });
   }
 
   activeCount(): number {

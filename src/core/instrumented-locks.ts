@@ -1,5 +1,5 @@
 import { activeLocks, lockDuration, lockOps } from '../observability/metrics.js';
-import type { Lock, LockManager } from './locks.js';
+import { releasedOnce, type Lock, type LockManager } from './locks.js';
 
 /** Adds the seed's lock metrics to any lock manager. */
 export class InstrumentedLockManager implements LockManager {
@@ -20,24 +20,18 @@ export class InstrumentedLockManager implements LockManager {
     }
     this.record('acquire', 'success', start);
     activeLocks.set(this.inner.activeCount());
-    let released = false;
-    return {
-      key: lock.key,
-      release: async () => {
-        if (released) return;
-        released = true;
-        const t = process.hrtime.bigint();
-        try {
-          await lock.release();
-          this.record('release', 'success', t);
-        } catch (err) {
-          this.record('release', 'failure', t);
-          throw err;
-        } finally {
-          activeLocks.set(this.inner.activeCount());
-        }
-      },
-    };
+    return releasedOnce(lock.key, async () => {
+      const t = process.hrtime.bigint();
+      try {
+        await lock.release();
+        this.record('release', 'success', t);
+      } catch (err) {
+        this.record('release', 'failure', t);
+        throw err;
+      } finally {
+        activeLocks.set(this.inner.activeCount());
+      }
+    });
   }
 
   private record(operation: 'acquire' | 'release', status: 'success' | 'failure', start: bigint) {

@@ -9,6 +9,19 @@ export interface Lock {
   release(): Promise<void>;
 }
 
+/** A Lock whose `release` runs the given release the first time only; later calls do nothing. */
+export function releasedOnce(key: string, release: () => Promise<void>): Lock {
+  let released = false;
+  return {
+    key,
+    release: async () => {
+      if (released) return;
+      released = true;
+      await release();
+    },
+  };
+}
+
 export interface LockManager {
   readonly kind: 'local' | 'redis';
   /**

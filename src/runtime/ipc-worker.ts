@@ -1,6 +1,6 @@
 import { CallFSError } from '../core/errors.js';
 import type { Invalidation, InvalidationBus } from '../core/invalidation.js';
-import type { Lock, LockManager } from '../core/locks.js';
+import { releasedOnce, type Lock, type LockManager } from '../core/locks.js';
 import { isCallFSMessage, type PrimaryToWorker, type WorkerToPrimary } from './ipc.js';
 
 type Pending = { resolve: (m: PrimaryToWorker) => void };
@@ -66,16 +66,10 @@ export class IpcLockManager implements LockManager {
       });
     }
     this.held++;
-    let released = false;
-    return {
-      key,
-      release: async () => {
-        if (released) return;
-        released = true;
-        this.held--;
-        this.channel.send({ t: 'lock.release', id: requestId });
-      },
-    };
+    return releasedOnce(key, async () => {
+      this.held--;
+      this.channel.send({ t: 'lock.release', id: requestId });
+    });
   }
 
   activeCount(): number {

@@ -3,19 +3,13 @@
  * them cluster-wide and the fencing generation guards the commit, so the
  * result is exactly one writer's body, intact, with matching metadata.
  */
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { eventually } from '../helpers/api.js';
-import { randomBytesSeeded, sha256, startCluster, type Cluster } from '../helpers/cluster.js';
+import { randomBytesSeeded, sha256, useCluster, type Cluster } from '../helpers/cluster.js';
 
 let cluster: Cluster;
 
-beforeAll(async () => {
-  cluster = await startCluster();
-});
-
-afterAll(async () => {
-  await cluster?.stop();
-});
+useCluster({}, (c) => (cluster = c));
 
 const PER_NODE = 20;
 const SIZE = 64 * 1024;

@@ -6,13 +6,13 @@
  */
 import http from 'node:http';
 import { Readable } from 'node:stream';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { eventually, expectError, KEYS } from '../helpers/api.js';
 import {
   randomBytesSeeded,
   sha256,
-  startCluster,
   streamingGet,
+  useCluster,
   type Cluster,
   type ClusterNode,
 } from '../helpers/cluster.js';
@@ -22,13 +22,9 @@ let n1: ClusterNode;
 let n2: ClusterNode;
 let n3: ClusterNode;
 
-beforeAll(async () => {
-  cluster = await startCluster();
-  [n1, n2, n3] = cluster.nodes as [ClusterNode, ClusterNode, ClusterNode];
-});
-
-afterAll(async () => {
-  await cluster?.stop();
+useCluster({}, (c) => {
+  cluster = c;
+  [n1, n2, n3] = c.nodes as [ClusterNode, ClusterNode, ClusterNode];
 });
 
 const MiB = 1024 * 1024;

@@ -3,34 +3,23 @@
  * Redis, a localfs root each): any instance answers for any file, the bytes
  * stay on their owner, and every request for them from a peer is proxied.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { eventually, expectError, sleep, uniq } from '../helpers/api.js';
 import { seriesKey } from '../helpers/prom.js';
 import {
   KEYS,
   randomBytesSeeded,
   sha256,
-  startCluster,
-  type Cluster,
+  useCluster,
   type ClusterNode,
 } from '../helpers/cluster.js';
 
-let cluster: Cluster;
 let n1: ClusterNode;
 let n2: ClusterNode;
 let n3: ClusterNode;
 
-beforeAll(async () => {
-  cluster = await startCluster();
-  [n1, n2, n3] = cluster.nodes as [ClusterNode, ClusterNode, ClusterNode];
-});
-
-afterAll(async () => {
-  if (!cluster) return;
-  const errors = cluster.nodes.flatMap((n) => n.serverErrors());
-  await cluster.stop();
-  // Whatever the tests did, no instance answered a 5xx or logged an error.
-  expect(errors).toEqual([]);
+useCluster({ expectNoServerErrors: true }, (c) => {
+  [n1, n2, n3] = c.nodes as [ClusterNode, ClusterNode, ClusterNode];
 });
 
 const quoted = (data: Uint8Array) => `"${sha256(data)}"`;

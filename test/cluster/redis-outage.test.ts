@@ -4,22 +4,18 @@
  * /ready names Redis; when Redis is back, writes and cross-instance cache
  * invalidation work again without restarting any instance.
  */
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { eventually, expectError } from '../helpers/api.js';
-import { startCluster, type Cluster, type ClusterNode } from '../helpers/cluster.js';
+import { useCluster, type Cluster, type ClusterNode } from '../helpers/cluster.js';
 
 let cluster: Cluster;
 let n1: ClusterNode;
 let n2: ClusterNode;
 let n3: ClusterNode;
 
-beforeAll(async () => {
-  cluster = await startCluster();
-  [n1, n2, n3] = cluster.nodes as [ClusterNode, ClusterNode, ClusterNode];
-});
-
-afterAll(async () => {
-  await cluster?.stop();
+useCluster({}, (c) => {
+  cluster = c;
+  [n1, n2, n3] = c.nodes as [ClusterNode, ClusterNode, ClusterNode];
 });
 
 async function ready(node: ClusterNode) {

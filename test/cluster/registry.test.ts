@@ -3,26 +3,18 @@
  * heartbeats); a gracefully stopped instance deregisters and the others drop
  * it within a few heartbeats, logging the new peer list.
  */
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { eventually } from '../helpers/api.js';
-import { startCluster, type Cluster, type ClusterNode } from '../helpers/cluster.js';
+import { useCluster, type Cluster, type ClusterNode } from '../helpers/cluster.js';
 
 let cluster: Cluster;
 let n1: ClusterNode;
 let n2: ClusterNode;
 let n3: ClusterNode;
 
-beforeAll(async () => {
-  cluster = await startCluster();
-  [n1, n2, n3] = cluster.nodes as [ClusterNode, ClusterNode, ClusterNode];
-});
-
-afterAll(async () => {
-  if (!cluster) return;
-  const errors = cluster.nodes.flatMap((n) => n.serverErrors());
-  await cluster.stop();
-  // Whatever the tests did, no instance answered a 5xx or logged an error.
-  expect(errors).toEqual([]);
+useCluster({ expectNoServerErrors: true }, (c) => {
+  cluster = c;
+  [n1, n2, n3] = c.nodes as [ClusterNode, ClusterNode, ClusterNode];
 });
 
 it('/debug/vars lists the other instances with the URLs they advertise', async () => {

@@ -7,7 +7,7 @@ import { afterEach, beforeEach, describe, expect, inject, it } from 'vitest';
 import { LocalFsBackend } from '../../src/backends/localfs.js';
 import { NoopBackend } from '../../src/backends/noop.js';
 import { S3Backend } from '../../src/backends/s3.js';
-import { createBucket, emptyBucket, s3Client } from '../helpers/s3.js';
+import { createBucket, emptyBucket, s3BackendOptions, s3Client } from '../helpers/s3.js';
 import { backendContract, bodyOf, readAll } from './backend.contract.js';
 
 backendContract(
@@ -33,16 +33,7 @@ backendContract(
     s3Bucket ??= createBucket(info, client);
     const bucket = await s3Bucket;
     const prefix = `contract-${randomUUID()}/`;
-    const make = () =>
-      new S3Backend({
-        bucket,
-        endpoint: info.endpoint,
-        region: info.region,
-        accessKeyId: info.accessKey,
-        secretAccessKey: info.secretKey,
-        forcePathStyle: true,
-        prefix,
-      });
+    const make = () => new S3Backend({ ...s3BackendOptions(info, bucket), prefix });
     return {
       backend: make(),
       reopen: make,

@@ -6,7 +6,14 @@ import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { S3Backend, type S3BackendOptions } from '../../src/backends/s3.js';
-import { createBucket, emptyBucket, listKeys, listUploads, s3Client } from '../helpers/s3.js';
+import {
+  createBucket,
+  emptyBucket,
+  listKeys,
+  listUploads,
+  s3BackendOptions,
+  s3Client,
+} from '../helpers/s3.js';
 import { bodyOf, readAll } from './backend.contract.js';
 
 const MiB = 1024 * 1024;
@@ -20,12 +27,7 @@ describe('S3Backend specifics', () => {
 
   const backend = (o: Partial<S3BackendOptions> = {}): S3Backend => {
     const b = new S3Backend({
-      bucket,
-      endpoint: info.endpoint,
-      region: info.region,
-      accessKeyId: info.accessKey,
-      secretAccessKey: info.secretKey,
-      forcePathStyle: true,
+      ...s3BackendOptions(info, bucket),
       prefix: `t-${randomUUID()}/`,
       ...o,
     });
@@ -116,14 +118,7 @@ describe('S3Backend specifics', () => {
 
   it('lists a directory of 5,000 objects, paged (1,000 per ListObjectsV2 page)', async () => {
     const prefix = `many-${randomUUID()}/`;
-    const raw = S3Backend.createClient({
-      bucket,
-      endpoint: info.endpoint,
-      region: info.region,
-      accessKeyId: info.accessKey,
-      secretAccessKey: info.secretKey,
-      forcePathStyle: true,
-    });
+    const raw = S3Backend.createClient(s3BackendOptions(info, bucket));
     let listCalls = 0;
     raw.middlewareStack.add(
       (next, context) => (args) => {
@@ -160,14 +155,7 @@ describe('S3Backend specifics', () => {
   }, 120_000);
 
   it('passes SSE and the canned ACL on every write', async () => {
-    const raw = S3Backend.createClient({
-      bucket,
-      endpoint: info.endpoint,
-      region: info.region,
-      accessKeyId: info.accessKey,
-      secretAccessKey: info.secretKey,
-      forcePathStyle: true,
-    });
+    const raw = S3Backend.createClient(s3BackendOptions(info, bucket));
     const seen: Array<{ command: string; input: Record<string, unknown> }> = [];
     raw.middlewareStack.add(
       (_next, context) => (args) => {

@@ -50,10 +50,11 @@ export interface StartOptions {
 
 type Tree = Record<string, unknown>;
 const isTree = (v: unknown): v is Tree => typeof v === 'object' && v !== null && !Array.isArray(v);
-function merge(a: Tree, b: Tree): Tree {
+/** `b` over `a`: nested objects are merged key by key, anything else in `b` replaces. */
+export function deepMerge(a: Tree, b: Tree): Tree {
   const out: Tree = { ...a };
   for (const [k, v] of Object.entries(b))
-    out[k] = isTree(out[k]) && isTree(v) ? merge(out[k] as Tree, v) : v;
+    out[k] = isTree(out[k]) && isTree(v) ? deepMerge(out[k] as Tree, v) : v;
   return out;
 }
 
@@ -62,7 +63,7 @@ export async function startCallFS(opts: StartOptions = {}): Promise<CallFSProces
   const root = join(dir, 'data');
   const port = opts.port ?? (await freePort());
   const store = opts.store ?? { type: 'sqlite' };
-  const config = merge(
+  const config = deepMerge(
     {
       server: { listen_addr: `127.0.0.1:${port}`, workers: 1 },
       auth: {

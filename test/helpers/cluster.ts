@@ -7,9 +7,9 @@
 import { existsSync, readFileSync } from 'node:fs';
 import http from 'node:http';
 import { join } from 'node:path';
-import { expect, inject } from 'vitest';
+import { afterAll, beforeAll, expect, inject } from 'vitest';
 import { Api, eventually, serverErrors, sha256 } from './api.js';
-import { KEYS, startCallFS, type CallFSProcess } from './callfs.js';
+import { deepMerge, KEYS, startCallFS, type CallFSProcess } from './callfs.js';
 import { parsePrometheus, seriesKey } from './prom.js';
 import {
   createDatabase,
@@ -123,7 +123,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
       const srv = await startCallFS({
         port,
         store: { type: 'postgres', dsn },
-        config: merge(
+        config: deepMerge(
           {
             server: { external_url: `http://127.0.0.1:${port}` },
             dlm: { type: 'redis', redis_addr: redisAddr },
@@ -181,13 +181,29 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
   }
 }
 
-type Tree = Record<string, unknown>;
-const isTree = (v: unknown): v is Tree => typeof v === 'object' && v !== null && !Array.isArray(v);
-function merge(a: Tree, b: Tree): Tree {
-  const out: Tree = { ...a };
-  for (const [k, v] of Object.entries(b))
-    out[k] = isTree(out[k]) && isTree(v) ? merge(out[k] as Tree, v) : v;
-  return out;
+export interface UseClusterOptions extends ClusterOptions {
+  /** After the file's tests, fail if any node answered a 5xx or logged an error. */
+  expectNoServerErrors?: boolean;
+}
+
+/**
+ * The file's cluster: started in beforeAll (handed to `onStart`), stopped in
+ * afterAll, and with `expectNoServerErrors` checked for 5xx and error logs.
+ */
+export function useCluster(opts: UseClusterOptions, onStart: (cluster: Cluster) => void): void {
+  const { expectNoServerErrors, ...clusterOpts } = opts;
+  let cluster: Cluster | undefined;
+  beforeAll(async () => {
+    cluster = await startCluster(clusterOpts);
+    onStart(cluster);
+  });
+  afterAll(async () => {
+    if (!cluster) return;
+    const errors = expectNoServerErrors ? cluster.nodes.flatMap((n) => n.serverErrors()) : [];
+    await cluster.stop();
+    // Whatever the tests did, no instance answered a 5xx or logged an error.
+    expect(errors).toEqual([]);
+  });
 }
 
 /** Deterministic pseudo-random bytes (xorshift), distinct per seed; cheap for MiBs. */

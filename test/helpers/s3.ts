@@ -28,7 +28,8 @@ import {
   AbortMultipartUploadCommand,
   S3Client,
 } from '@aws-sdk/client-s3';
-import { containerEngineAvailable, freePort } from './services.js';
+import type { S3BackendOptions } from '../../src/backends/s3.js';
+import { containerEngineAvailable, freePort, isAlive } from './services.js';
 
 const run = promisify(execFile);
 
@@ -112,15 +113,6 @@ async function httpAnswers(url: string): Promise<boolean> {
   try {
     const res = await fetch(url, { signal: AbortSignal.timeout(1000) });
     await res.body?.cancel();
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
     return true;
   } catch {
     return false;
@@ -306,6 +298,18 @@ export async function createBucket(info: S3Info, client = s3Client(info)): Promi
   const name = `callfs-${process.pid}-${Date.now().toString(36)}-${(buckets++).toString(36)}`;
   await client.send(new CreateBucketCommand({ Bucket: name }));
   return name;
+}
+
+/** S3Backend options that reach `bucket` on the test server as its admin user. */
+export function s3BackendOptions(info: S3Info, bucket: string): S3BackendOptions {
+  return {
+    bucket,
+    endpoint: info.endpoint,
+    region: info.region,
+    accessKeyId: info.accessKey,
+    secretAccessKey: info.secretKey,
+    forcePathStyle: true,
+  };
 }
 
 /** Every object key in a bucket (below `prefix`). */

@@ -105,6 +105,20 @@ async function aptInstall(pkg: string): Promise<void> {
   }
 }
 
+/** What `find` finds, after installing `pkg` with apt-get when it finds nothing at first. */
+async function findOrAptInstall(
+  find: () => string | undefined,
+  pkg: string,
+  notFoundAfterInstall: string,
+): Promise<string> {
+  const found = find();
+  if (found) return found;
+  await aptInstall(pkg);
+  const installed = find();
+  if (!installed) throw new Error(notFoundAfterInstall);
+  return installed;
+}
+
 // ---------------------------------------------------------------------------
 // PostgreSQL
 
@@ -123,13 +137,11 @@ export async function startPostgres(): Promise<PostgresHandle> {
 }
 
 async function startPostgresLocal(): Promise<PostgresHandle> {
-  let bin = findPgBin();
-  if (!bin) {
-    await aptInstall('postgresql');
-    bin = findPgBin();
-    if (!bin) throw new Error('postgresql installed but no /usr/lib/postgresql/*/bin/pg_ctl');
-  }
-  const pgBin = bin;
+  const pgBin = await findOrAptInstall(
+    findPgBin,
+    'postgresql',
+    'postgresql installed but no /usr/lib/postgresql/*/bin/pg_ctl',
+  );
   // root may not run postgres: run its tools as the postgres user, owning the dir.
   const asPg = (cmd: string, args: string[]): [string, string[]] =>
     isRoot()
@@ -291,13 +303,11 @@ export async function startRedis(): Promise<RedisHandle> {
 }
 
 async function startRedisLocal(): Promise<RedisHandle> {
-  let bin = findRedis();
-  if (!bin) {
-    await aptInstall('redis-server');
-    bin = findRedis();
-    if (!bin) throw new Error('redis-server installed but not on PATH');
-  }
-  const redisBin = bin;
+  const redisBin = await findOrAptInstall(
+    findRedis,
+    'redis-server',
+    'redis-server installed but not on PATH',
+  );
   const dir = mkdtempSync(join(tmpdir(), 'callfs-redis-'));
   const pidFile = join(dir, 'redis.pid');
   let port = 0;
@@ -411,7 +421,8 @@ async function startRedisContainer(): Promise<RedisHandle> {
   };
 }
 
-function isAlive(pid: number): boolean {
+/** Whether a process with this pid exists (signal 0). */
+export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
