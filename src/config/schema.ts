@@ -141,6 +141,9 @@ export const configSchema = z.object({
       enabled: bool.default(true),
       max_entries: int(0, 10_000_000).default(10_000),
       ttl: durationMs.default(30_000),
+      // Bytes of small files kept in memory per process (see core/content-cache.ts).
+      content_max_bytes: sizeBytes.default(32 * 1024 * 1024),
+      content_max_file_size: sizeBytes.default(256 * 1024),
     })
     .prefault({}),
 });

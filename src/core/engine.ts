@@ -12,6 +12,7 @@ import {
   INTERNAL_FILES_PREFIX,
   INTERNAL_MOVE_BYTES,
 } from '../cluster/internal-routes.js';
+import type { ContentCache } from './content-cache.js';
 import { checkWritePreconditions, quoteEtag, type Preconditions } from './conditional.js';
 import { CallFSError, ERROR_STATUS, errors, type ErrorCode } from './errors.js';
 import { HashingStream } from './hashing.js';
@@ -23,6 +24,7 @@ import { baseName, isWithin, joinPath, normalise, parentOf } from './paths.js';
 export interface EngineOptions {
   store: MetadataStore;
   cache: MetadataCache;
+  content: ContentCache;
   backends: ReadonlyMap<string, Backend>;
   defaultBackend: string;
   locks: LockManager;
@@ -165,10 +167,10 @@ export class Engine {
     return remote ? entry.instanceId : null;
   }
 
-  /** Streams a file wherever its bytes live: here, or from the owning peer (downloads by link). */
-  async openFromOwner(entry: Entry): Promise<Readable> {
+  /** A file's bytes wherever they live: here, or from the owning peer (downloads by link). */
+  async openFromOwner(entry: Entry): Promise<Readable | Buffer> {
     const owner = this.remoteOwner(entry);
-    if (owner === null || !this.o.peers) return this.openFile(entry);
+    if (owner === null || !this.o.peers) return this.serveFile(entry);
     const res = await this.o.peers.forward(owner, {
       method: 'GET',
       path: INTERNAL_FILES_PREFIX + encodePath(entry.path),
@@ -179,6 +181,23 @@ export class Engine {
     });
     if (res.status !== 200) peerAnswer(owner, res.status, await text(res.body));
     return res.body;
+  }
+
+  /**
+   * A file's bytes (or `range` of them) for a response: small files from the
+   * content cache (filled on a miss), anything else as a stream.
+   */
+  async serveFile(entry: Entry, range?: ByteRange): Promise<Readable | Buffer> {
+    const content = this.o.content;
+    if (!content.eligible(entry)) return this.openFile(entry, range);
+    let bytes = content.get(entry.etag);
+    if (bytes) {
+      fileOps.inc({ operation: 'read', backend_type: entry.backendType });
+    } else {
+      bytes = Buffer.concat(await (await this.openFile(entry)).toArray());
+      content.offer(entry.etag, bytes);
+    }
+    return range ? bytes.subarray(range.start, range.end + 1) : bytes;
   }
 
   async openFile(entry: Entry, range?: ByteRange): Promise<Readable> {

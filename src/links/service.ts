@@ -41,7 +41,7 @@ export class LinkService {
   }
 
   /** Redeems a token exactly once; the caller streams the result. */
-  async consume(token: string): Promise<{ entry: Entry; body: Readable }> {
+  async consume(token: string): Promise<{ entry: Entry; body: Readable | Buffer }> {
     const parts = verifyToken(this.secret, token);
     if (!parts) return this.fail('invalid', 'LINK_NOT_FOUND', 'unknown link');
     if (parts.expiresAt.getTime() <= Date.now()) {

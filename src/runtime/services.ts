@@ -8,6 +8,7 @@ import type { S3Backend } from '../backends/s3.js';
 import type { Backend } from '../backends/types.js';
 import { identities, isClusterMode } from '../config/rules.js';
 import type { Config } from '../config/schema.js';
+import { ContentCache } from '../core/content-cache.js';
 import { Engine } from '../core/engine.js';
 import { InstrumentedLockManager } from '../core/instrumented-locks.js';
 import { LocalInvalidationBus, type InvalidationBus } from '../core/invalidation.js';
@@ -115,11 +116,17 @@ export async function buildServices({
     maxEntries: config.cache.max_entries,
     ttlMs: config.cache.ttl,
   });
+  // cache.enabled: false turns the content cache off too.
+  const content = new ContentCache({
+    maxBytes: config.cache.enabled ? config.cache.content_max_bytes : 0,
+    maxFileBytes: config.cache.content_max_file_size,
+  });
   const invalidation = cluster?.invalidation ?? shared.invalidation ?? new LocalInvalidationBus();
   invalidation.subscribe((m) => cache.invalidate(m.path, m.subtree));
   const engine = new Engine({
     store,
     cache,
+    content,
     backends,
     defaultBackend: config.backend.default_backend,
     locks,
@@ -173,6 +180,7 @@ export async function buildServices({
         metadata_store: config.metadata_store.type,
         pg_pool: poolStats(store),
         cache_size: cache.size,
+        content_cache_bytes: content.bytes,
         active_locks: locks.activeCount(),
         peers: cluster?.registry.list() ?? [],
         memory: process.memoryUsage(),

@@ -153,7 +153,7 @@ async function read(engine: Engine, ctx: CallFSContext, head: boolean): Promise<
     if (!head) ctx.body = '';
     return;
   }
-  const body = await engine.openFile(entry, range);
+  const body = await engine.serveFile(entry, range);
   ctx.body = body;
   ctx.length = length;
 }
