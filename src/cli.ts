@@ -1,4 +1,5 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=4
+// The flag: see src/runtime/v8-flags.ts.
 import { Command } from 'commander';
 import { ConfigError, loadConfig, type LoadOptions } from './config/load.js';
 import { runServer } from './runtime/run.js';

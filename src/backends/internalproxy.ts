@@ -114,6 +114,8 @@ export class InternalProxy {
         method: req.method as 'GET',
         headers,
         body: req.body ?? undefined,
+        // As localfs reads: large chunks, few writes; still bounded per transfer.
+        highWaterMark: 256 * 1024,
       });
       const out: Record<string, string> = {};
       for (const [name, value] of Object.entries(res.headers)) {

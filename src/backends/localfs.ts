@@ -1,17 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import { constants } from 'node:fs';
-import {
-  access,
-  lstat,
-  open,
-  readdir,
-  rm,
-  rmdir,
-  stat,
-  unlink,
-  type FileHandle,
-} from 'node:fs/promises';
+import { close, constants, createReadStream, fstat, open as openCb } from 'node:fs';
+import { access, lstat, readdir, rm, rmdir, stat, unlink } from 'node:fs/promises';
 import { sep } from 'node:path';
+import { promisify } from 'node:util';
 import type { Readable } from 'node:stream';
 import { CallFSError, errors } from '../core/errors.js';
 import { errnoCode } from './errno.js';
@@ -20,6 +11,10 @@ import { durableRename, makeDirs } from './localfs-durable.js';
 import { LocalRoot } from './localfs-root.js';
 import { LocalStagedWrite, publishTemp, writeTemp } from './localfs-staged.js';
 import type { Backend, BackendStat, ByteRange, StagedWrite, WriteOptions } from './types.js';
+
+const openFd = promisify(openCb);
+const fstatFd = promisify(fstat);
+const closeFd = promisify(close);
 
 /** Large reads in few syscalls; still a fixed amount of memory per stream. */
 const READ_HIGH_WATER_MARK = 256 * 1024;
@@ -61,22 +56,24 @@ export class LocalFsBackend implements Backend {
 
   async open(key: string, range?: ByteRange): Promise<Readable> {
     const path = await this.resolve(key);
-    let fh: FileHandle;
+    let fd: number;
     try {
       // O_NOFOLLOW: the resolved path has no symlink; if one appeared since, refuse it.
-      fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+      fd = await openFd(path, constants.O_RDONLY | constants.O_NOFOLLOW);
     } catch (err) {
       if (isAbsent(err)) throw errors.notFound(key);
       if (errnoCode(err) === 'ELOOP') throw errors.invalidPath(`symlink in path: ${key}`);
       throw err;
     }
     try {
-      const st = await fh.stat();
+      const st = await fstatFd(fd);
       if (!st.isFile()) throw errors.notFound(key);
       const bounds = range === undefined ? {} : clampRange(range, st.size);
-      return fh.createReadStream({ ...bounds, highWaterMark: READ_HIGH_WATER_MARK });
+      // A plain fd, not a FileHandle: its stream reads through the callback
+      // binding, about twice the throughput of FileHandle's promise per chunk.
+      return createReadStream('', { fd, ...bounds, highWaterMark: READ_HIGH_WATER_MARK });
     } catch (err) {
-      await fh.close();
+      await closeFd(fd);
       throw err;
     }
   }

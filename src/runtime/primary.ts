@@ -7,6 +7,7 @@ import { LocalLockManager } from '../core/local-locks.js';
 import type { Lock } from '../core/locks.js';
 import { CallFSError } from '../core/errors.js';
 import { startMetricsListener } from './metrics-listener.js';
+import { withDefaultV8Flags } from './v8-flags.js';
 import { isCallFSMessage, type PrimaryToWorker, type WorkerToPrimary } from './ipc.js';
 import { loggerFor, prepareStorage, resolveUsers, type Print } from './server.js';
 import { buildServices } from './services.js';
@@ -88,6 +89,7 @@ export async function runPrimary(
     }
   };
 
+  cluster.setupPrimary({ execArgv: withDefaultV8Flags(process.execArgv) });
   const fork = (slot: number) => {
     const w = cluster.fork({ CALLFS_WORKER_SLOT: String(slot) });
     w.on('message', (m: unknown) => onMessage(w, m));

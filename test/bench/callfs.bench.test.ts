@@ -23,7 +23,7 @@ import { createDatabase, startPostgres, type PostgresHandle } from '../helpers/s
 import { generated, pool, request } from './lib/client.js';
 import { fmt, renderTable, writeReport, type Row } from './lib/report.js';
 import { sampleRss, type RssPeak } from './lib/rss.js';
-import { ensureTools, startNginx, type Nginx } from './lib/tools.js';
+import { ensureTools, startBareNode, startNginx, type Nginx } from './lib/tools.js';
 import { measure, type Figure, type Load } from './lib/wrk.js';
 
 const AUTH = { Authorization: `Bearer ${KEYS.alice}` };
@@ -48,6 +48,8 @@ const notes: string[] = [
     'rate limits off, metadata cache on (defaults). Both servers get the same Authorization header.',
   'HEAD: wrk stalls on HEAD responses (it waits for the announced body), so HEAD uses ' +
     'lib/head-load.mjs (2 processes × 16 keep-alive connections) for both servers.',
+  'bare Node: lib/bare-node.mjs, node:http with 2 cluster workers, no auth/metadata/metrics; ' +
+    'files ≤ 256 KiB from memory, larger ones via fs.createReadStream: the ceiling for any Node server here.',
   '4 KiB GETs cycle over 100 files, 1 MiB over 16, 64 MiB over 2; PUTs cycle over 256 paths per wrk thread.',
 ];
 const cleanups: Array<() => Promise<void>> = [];
@@ -112,7 +114,7 @@ function compareRow(
   cf: Figure,
   ref: Figure,
   target: number | null,
-  rss: RssPeak,
+  rss?: RssPeak,
 ): Row {
   const ratio = cf[unit] / ref[unit];
   return {
@@ -292,6 +294,24 @@ describe.skipIf(!ONLY.has('sqlite'))('single instance, embedded SQLite', () => {
     await srv?.stop(); // still running when the 1-worker test failed half-way
     srv = await startServer(2, shared);
     const two = await readScenarios('2 workers', srv, ng, true);
+    // The Node ceiling on this machine, same files, same load.
+    const bare = await startBareNode(join(dir, 'data'), 2);
+    try {
+      for (const [name, set, unit] of [
+        ['GET 4 KiB', K4, 'rps'],
+        ['GET 1 MiB', M1, 'mibps'],
+        ['GET 64 MiB', M64, 'mibps'],
+      ] as const) {
+        const cf = two[name];
+        if (!cf) continue;
+        const ref = await measure({ ...nginxGet(ng, set), base: bare.url });
+        rows.push(
+          compareRow(`${name}, CallFS vs bare Node http (2 workers each)`, unit, cf, ref, null),
+        );
+      }
+    } finally {
+      await bare.stop();
+    }
     const one = oneWorker['GET 4 KiB'];
     const both = two['GET 4 KiB'];
     if (one && both) {

@@ -15,6 +15,8 @@ import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
+// The server runs with the V8 flags the `callfs` launcher uses.
+const { withDefaultV8Flags } = await import(resolve(here, '../../dist/runtime/v8-flags.js'));
 const CLI = resolve(here, '../../dist/cli.js');
 const SIZES = (process.env.BENCH_SIZES_MIB ?? '64,1024').split(',').map(Number);
 const KEY = 'bench-key-0123456789abcdef';
@@ -97,9 +99,13 @@ async function main() {
       `rate_limit: {enabled: false}`,
     ].join('\n'),
   );
-  const proc = spawn(process.execPath, [CLI, 'server', '--config', cfg], {
-    stdio: ['ignore', 'inherit', 'inherit'],
-  });
+  const proc = spawn(
+    process.execPath,
+    [...withDefaultV8Flags([], ''), CLI, 'server', '--config', cfg],
+    {
+      stdio: ['ignore', 'inherit', 'inherit'],
+    },
+  );
   for (let i = 0; i < 200; i++) {
     const ok = await new Promise((r) =>
       http

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { stringify } from 'yaml';
 import { freePort } from './services.js';
+import { withDefaultV8Flags } from '../../src/runtime/v8-flags.js';
 
 export const CLI = resolve(import.meta.dirname, '../../dist/cli.js');
 
@@ -114,7 +115,8 @@ export async function startCallFS(opts: StartOptions = {}): Promise<CallFSProces
 }
 
 async function launch(args: string[], cwd: string, logs: string[], env?: NodeJS.ProcessEnv) {
-  const proc = spawn(process.execPath, args, {
+  // With the V8 flags the `callfs` launcher runs with (src/runtime/v8-flags.ts).
+  const proc = spawn(process.execPath, [...withDefaultV8Flags([], ''), ...args], {
     cwd,
     env: { ...filteredEnv(), ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

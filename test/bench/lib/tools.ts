@@ -6,7 +6,7 @@
 import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { freePort } from '../../helpers/services.js';
 
@@ -136,6 +136,43 @@ http {
       }
       process.removeListener('exit', hook);
       rmSync(prefix, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface BareNode {
+  url: string;
+  stop(): Promise<void>;
+}
+
+/** lib/bare-node.mjs on a free port: the Node ceiling for the read scenarios. */
+export async function startBareNode(root: string, workers: number): Promise<BareNode> {
+  const port = await freePort();
+  const script = resolve(import.meta.dirname, 'bare-node.mjs');
+  const proc = spawn(process.execPath, [script, root, String(port), String(workers)], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const ok = await fetch(`${url}/`).then(
+      (r) => (void r.body?.cancel(), true),
+      () => false,
+    );
+    if (ok) break;
+    if (proc.exitCode !== null || Date.now() > deadline) {
+      proc.kill('SIGKILL');
+      throw new Error('bare-node reference did not start');
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return {
+    url,
+    async stop() {
+      if (proc.exitCode !== null) return;
+      const exited = new Promise((r) => proc.once('exit', r));
+      proc.kill('SIGTERM');
+      await exited;
     },
   };
 }
