@@ -383,6 +383,27 @@ describe.each(STORES)('files API (%s)', (store) => {
       expect(api.tmpFiles()).toEqual([]);
     });
 
+    it('a small file read from memory: replaced, renamed back and ranged, always the current bytes', async () => {
+      const path = `${uniq()}/cached.txt`;
+      await api.file('PUT', path, { body: 'first version' });
+      // Two reads: the first fills the content cache, the second is served from it.
+      for (let i = 0; i < 2; i++)
+        expect(await (await api.file('GET', path)).text()).toBe('first version');
+      await api.file('PUT', path, { body: 'second, longer version' });
+      const got = await api.file('GET', path);
+      expect(got.headers.get('content-length')).toBe('22');
+      expect(await got.text()).toBe('second, longer version');
+      const ranged = await api.file('GET', path, { headers: { Range: 'bytes=8-13' } });
+      expect(ranged.status).toBe(206);
+      expect(ranged.headers.get('content-range')).toBe('bytes 8-13/22');
+      expect(await ranged.text()).toBe('longer');
+      // The first bytes again: same ETag as before, served correctly from the cache.
+      await api.file('PUT', path, { body: 'first version' });
+      const again = await api.file('GET', path);
+      expect(again.headers.get('etag')).toBe(`"${sha256('first version')}"`);
+      expect(await again.text()).toBe('first version');
+    });
+
     it('keeps the original owner and mode on replace', async () => {
       const path = `${uniq()}/owned.txt`;
       await api.create(path, 'a');

@@ -27,6 +27,9 @@ if (cluster.isPrimary) {
       try {
         st = statSync(file);
       } catch {
+        st = null;
+      }
+      if (!st?.isFile()) {
         res.writeHead(404).end();
         return;
       }
