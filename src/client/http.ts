@@ -3,7 +3,7 @@
  * error answers turned into typed errors (see errors.ts).
  */
 import type { Readable } from 'node:stream';
-import { Agent, request, type Dispatcher } from 'undici';
+import { Agent, type Dispatcher } from 'undici';
 import { encodePath } from '../cluster/internal-routes.js';
 import { asClientError, CallFSApiError } from './errors.js';
 
@@ -34,7 +34,11 @@ export type Response = Dispatcher.ResponseData;
 export function remoteUrlPath(prefix: string, path: string, directory = false): string {
   let p = path.startsWith('/') ? path : `/${path}`;
   if (p.length > 1 && p.endsWith('/')) p = p.slice(0, -1);
-  const encoded = encodePath(p);
+  // Dot segments are sent encoded, so the server refuses them (INVALID_PATH) instead of a URL parser resolving them away.
+  const encoded = encodePath(p)
+    .split('/')
+    .map((s) => (s === '.' || s === '..' ? s.replaceAll('.', '%2E') : s))
+    .join('/');
   return `${prefix}${encoded}${directory && encoded !== '/' ? '/' : ''}`;
 }
 
@@ -67,6 +71,9 @@ const FALLBACK_CODE: Record<number, string> = {
 
 export class Http {
   readonly baseUrl: string;
+  private readonly origin: string;
+  /** Path of the base URL (a server mounted below a reverse proxy's prefix), no trailing slash. */
+  private readonly prefix: string;
   private readonly auth: string;
   private readonly dispatcher: Dispatcher;
   private readonly ownsDispatcher: boolean;
@@ -74,6 +81,9 @@ export class Http {
 
   constructor(opts: HttpOptions) {
     this.baseUrl = opts.url.replace(/\/+$/, '');
+    const base = new URL(this.baseUrl);
+    this.origin = base.origin;
+    this.prefix = base.pathname.replace(/\/+$/, '');
     this.auth = `Bearer ${opts.apiKey}`;
     this.ownsDispatcher = opts.dispatcher === undefined;
     this.dispatcher =
@@ -95,9 +105,11 @@ export class Http {
   ): Promise<Response> {
     let res: Response;
     try {
-      res = await request(this.baseUrl + urlPath, {
+      // The dispatcher takes the path as written: a URL parser would resolve dot segments away.
+      res = await this.dispatcher.request({
+        origin: this.origin,
+        path: this.prefix + urlPath,
         method,
-        dispatcher: this.dispatcher,
         headers: { authorization: this.auth, 'user-agent': this.userAgent, ...opts.headers },
         body: opts.body ?? null,
         signal: opts.signal,
