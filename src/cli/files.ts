@@ -329,7 +329,13 @@ export function registerFileCommands(program: Command): void {
   ).action((path: string, flags: Common) =>
     run(flags, async (client) => {
       const { body } = await client.download(stripRemote(path));
-      await pipeline(body, process.stdout, { end: false });
+      try {
+        await pipeline(body, process.stdout, { end: false });
+      } catch (err) {
+        // The reader went away (`| head`): not a failure of ours.
+        if ((err as { code?: string }).code !== 'EPIPE') throw err;
+        body.destroy();
+      }
     }),
   );
 }

@@ -52,6 +52,8 @@ const CATEGORY: Partial<Record<ErrorCode, ErrorCategory>> = {
   PEER_UNAVAILABLE: 'unavailable',
   LOCK_TIMEOUT: 'unavailable',
   SERVICE_UNAVAILABLE: 'unavailable',
+  REQUEST_ABORTED: 'network',
+  INTERNAL_ERROR: 'other',
 };
 
 const isErrorCode = (code: string): code is ErrorCode => Object.hasOwn(ERROR_STATUS, code);

@@ -33,7 +33,8 @@ export function formatDuration(seconds: number): string {
 export class Progress {
   private bytes = 0;
   private label = '';
-  private readonly started = Date.now();
+  /** The clock starts at the first byte (an upload hashes its file first). */
+  private started: number | null = null;
   private lastDraw = 0;
   private drawn = false;
   private readonly enabled: boolean;
@@ -53,6 +54,7 @@ export class Progress {
   }
 
   add(bytes: number): void {
+    this.started ??= this.now();
     this.bytes += bytes;
     this.draw(false);
   }
@@ -71,8 +73,8 @@ export class Progress {
 
   /** The text of the current line (without control characters). */
   line(final = false): string {
-    const elapsed = Math.max((this.now() - this.started) / 1000, 0.001);
-    const rate = this.bytes / elapsed;
+    const elapsed = this.started === null ? 0 : Math.max((this.now() - this.started) / 1000, 0.001);
+    const rate = elapsed === 0 ? 0 : this.bytes / elapsed;
     const size =
       this.total === null
         ? formatBytes(this.bytes)
