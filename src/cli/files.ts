@@ -95,70 +95,59 @@ interface CpFlags extends Common {
   recursive?: boolean;
 }
 
-async function copy(client: CallFSClient, src: string, dst: string, flags: CpFlags): Promise<void> {
-  const progress = (total: number) => new Progress(process.stderr, total);
-  const report = (r: Record<string, unknown>) => {
-    if (flags.json) printJson(r);
-  };
-  if (isRemote(src) && isRemote(dst)) {
-    const from = stripRemote(src);
-    const to = await remoteTarget(client, dst, remoteBase(from));
-    const dl = await client.download(from);
-    const bar = progress(dl.size);
-    bar.setLabel(remoteBase(from));
-    try {
-      const entry = await client.upload(to, dl.body, {
-        size: dl.size,
+/** Runs a transfer under a progress bar (shown on a TTY only); a failure clears the bar first. */
+async function withBar<T>(
+  total: number,
+  label: string,
+  fn: (bar: Progress) => Promise<T>,
+  note?: string,
+): Promise<T> {
+  const bar = new Progress(process.stderr, total);
+  if (label !== '') bar.setLabel(label);
+  try {
+    const result = await fn(bar);
+    bar.finish();
+    return result;
+  } catch (err) {
+    bar.abort();
+    throw note === undefined ? err : withLocalNote(err, note);
+  }
+}
+
+type Report = Record<string, unknown>;
+
+async function copyUp(
+  client: CallFSClient,
+  src: string,
+  dst: string,
+  flags: CpFlags,
+): Promise<Report> {
+  const info = statSync(src);
+  if (info.isDirectory()) {
+    if (!flags.recursive) throw new UsageError(`${src} is a directory (use -r)`);
+    const root = await remoteTarget(client, dst, basename(resolve(src)));
+    const plan = await client.planUpload(src, root);
+    await withBar(plan.bytes, '', (bar) =>
+      client.uploadDirectory(plan, {
+        onFile: (i) => bar.setLabel(i.remote),
         onProgress: (n) => bar.add(n),
-      });
-      bar.finish();
-      report({ source: src, destination: `:${to}`, files: 1, bytes: entry.size, etag: entry.etag });
-    } catch (err) {
-      bar.abort();
-      throw err;
-    }
-    return;
-  }
-  if (!isRemote(src) && !isRemote(dst)) {
-    throw new UsageError(
-      'cp copies between the local disk and the server: mark the remote side with ":" (e.g. :/docs/a.txt)',
+      }),
     );
+    return { source: src, destination: `:${root}`, files: plan.files, bytes: plan.bytes };
   }
-  if (!isRemote(src)) {
-    // up
-    const info = statSync(src);
-    if (info.isDirectory()) {
-      if (!flags.recursive) throw new UsageError(`${src} is a directory (use -r)`);
-      const root = await remoteTarget(client, dst, basename(resolve(src)));
-      const plan = await client.planUpload(src, root);
-      const bar = progress(plan.bytes);
-      try {
-        await client.uploadDirectory(plan, {
-          onFile: (i) => bar.setLabel(i.remote),
-          onProgress: (n) => bar.add(n),
-        });
-        bar.finish();
-      } catch (err) {
-        bar.abort();
-        throw err;
-      }
-      report({ source: src, destination: `:${root}`, files: plan.files, bytes: plan.bytes });
-      return;
-    }
-    const to = await remoteTarget(client, dst, basename(src));
-    const bar = progress(info.size);
-    bar.setLabel(basename(src));
-    try {
-      const entry = await client.uploadFile(src, to, { onProgress: (n) => bar.add(n) });
-      bar.finish();
-      report({ source: src, destination: `:${to}`, files: 1, bytes: entry.size, etag: entry.etag });
-    } catch (err) {
-      bar.abort();
-      throw err;
-    }
-    return;
-  }
-  // down
+  const to = await remoteTarget(client, dst, basename(src));
+  const entry = await withBar(info.size, basename(src), (bar) =>
+    client.uploadFile(src, to, { onProgress: (n) => bar.add(n) }),
+  );
+  return { source: src, destination: `:${to}`, files: 1, bytes: entry.size, etag: entry.etag };
+}
+
+async function copyDown(
+  client: CallFSClient,
+  src: string,
+  dst: string,
+  flags: CpFlags,
+): Promise<Report> {
   const from = stripRemote(src);
   const entry = await client.stat(from);
   if (entry.type === 'directory') {
@@ -166,31 +155,49 @@ async function copy(client: CallFSClient, src: string, dst: string, flags: CpFla
     const name = from === '/' ? 'callfs' : remoteBase(from);
     const root = existsSync(dst) && statSync(dst).isDirectory() ? join(dst, name) : dst;
     const plan = await client.planDownload(from, root);
-    const bar = progress(plan.bytes);
-    try {
-      await client.downloadDirectory(plan, {
-        onFile: (i) => bar.setLabel(i.remote),
-        onProgress: (n) => bar.add(n),
-      });
-      bar.finish();
-    } catch (err) {
-      bar.abort();
-      throw withLocalNote(err, 'the file being copied was not written');
-    }
-    report({ source: src, destination: root, files: plan.files, bytes: plan.bytes });
-    return;
+    await withBar(
+      plan.bytes,
+      '',
+      (bar) =>
+        client.downloadDirectory(plan, {
+          onFile: (i) => bar.setLabel(i.remote),
+          onProgress: (n) => bar.add(n),
+        }),
+      'the file being copied was not written',
+    );
+    return { source: src, destination: root, files: plan.files, bytes: plan.bytes };
   }
   const to = localTarget(dst, entry.name);
-  const bar = progress(entry.size);
-  bar.setLabel(entry.name);
-  try {
-    const r = await client.downloadFile(from, to, { onProgress: (n) => bar.add(n) });
-    bar.finish();
-    report({ source: src, destination: to, files: 1, bytes: r.bytes, etag: r.etag });
-  } catch (err) {
-    bar.abort();
-    throw withLocalNote(err, `nothing was written to ${to}`);
+  const r = await withBar(
+    entry.size,
+    entry.name,
+    (bar) => client.downloadFile(from, to, { onProgress: (n) => bar.add(n) }),
+    `nothing was written to ${to}`,
+  );
+  return { source: src, destination: to, files: 1, bytes: r.bytes, etag: r.etag };
+}
+
+async function copyRemote(client: CallFSClient, src: string, dst: string): Promise<Report> {
+  const from = stripRemote(src);
+  const to = await remoteTarget(client, dst, remoteBase(from));
+  const dl = await client.download(from);
+  const entry = await withBar(dl.size, remoteBase(from), (bar) =>
+    client.upload(to, dl.body, { size: dl.size, onProgress: (n) => bar.add(n) }),
+  );
+  return { source: src, destination: `:${to}`, files: 1, bytes: entry.size, etag: entry.etag };
+}
+
+async function copy(client: CallFSClient, src: string, dst: string, flags: CpFlags): Promise<void> {
+  let report: Report;
+  if (isRemote(src) && isRemote(dst)) report = await copyRemote(client, src, dst);
+  else if (!isRemote(src) && isRemote(dst)) report = await copyUp(client, src, dst, flags);
+  else if (isRemote(src)) report = await copyDown(client, src, dst, flags);
+  else {
+    throw new UsageError(
+      'cp copies between the local disk and the server: mark the remote side with ":" (e.g. :/docs/a.txt)',
+    );
   }
+  if (flags.json) printJson(report);
 }
 
 /** Adds what happened locally to a failed download's message (same class, same exit code). */

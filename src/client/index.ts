@@ -335,7 +335,8 @@ export class CallFSClient {
       const below: RemoteEntry[] = [];
       for await (const e of this.listAll(p, { recursive: true, maxDepth: 1000 })) below.push(e);
       const depth = (e: RemoteEntry) => e.path.split('/').length;
-      below.sort((a, b) => depth(b) - depth(a) || (a.type === 'file' ? -1 : 1));
+      // Deepest first (children before their directory), then by path: a stable order.
+      below.sort((a, b) => depth(b) - depth(a) || (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
       for (const e of below) {
         await this.http.empty('DELETE', remoteUrlPath(FILES, e.path));
         deleted.push(e.path);

@@ -141,32 +141,35 @@ function summarise(items: TransferItem[]): TransferPlan {
   return { items, files: files.length, bytes: files.reduce((n, i) => n + i.size, 0) };
 }
 
-export async function runUpload(
-  client: CallFSClient,
+/** Directories in plan order (parents first), then each file as it comes. */
+async function runPlan(
   plan: TransferPlan,
   opts: TreeOptions,
+  directory: (item: TransferItem) => Promise<unknown>,
+  file: (item: TransferItem, onProgress: OnProgress | undefined) => Promise<unknown>,
 ): Promise<void> {
   for (const item of plan.items) {
     if (item.type === 'directory') {
-      await client.mkdir(item.remote);
+      await directory(item);
       continue;
     }
     opts.onFile?.(item);
-    await uploadFile(client, item.local, item.remote, { onProgress: opts.onProgress });
+    await file(item, opts.onProgress);
   }
 }
 
-export async function runDownload(
-  client: CallFSClient,
-  plan: TransferPlan,
-  opts: TreeOptions,
-): Promise<void> {
-  for (const item of plan.items) {
-    if (item.type === 'directory') {
-      await mkdir(item.local, { recursive: true });
-      continue;
-    }
-    opts.onFile?.(item);
-    await downloadFile(client, item.remote, item.local, { onProgress: opts.onProgress });
-  }
-}
+export const runUpload = (client: CallFSClient, plan: TransferPlan, opts: TreeOptions) =>
+  runPlan(
+    plan,
+    opts,
+    (item) => client.mkdir(item.remote),
+    (item, onProgress) => uploadFile(client, item.local, item.remote, { onProgress }),
+  );
+
+export const runDownload = (client: CallFSClient, plan: TransferPlan, opts: TreeOptions) =>
+  runPlan(
+    plan,
+    opts,
+    (item) => mkdir(item.local, { recursive: true }),
+    (item, onProgress) => downloadFile(client, item.remote, item.local, { onProgress }),
+  );

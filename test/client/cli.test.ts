@@ -307,6 +307,12 @@ describe('callfs file commands', () => {
     expect(mv.path).toBe(`${dir}/b/note.txt`);
     ok(await cli('mv', `${dir}/b/note.txt`, `${dir}/b/renamed.txt`));
     expect(ok(await cli('cat', `${dir}/b/renamed.txt`)).stdout).toBe('a note');
+    // Server to server: streamed down and up again.
+    const copied = json<{ destination: string }>(
+      await cli('cp', `:${dir}/b/renamed.txt`, `:${dir}/a/`, '--json'),
+    );
+    expect(copied.destination).toBe(`:${dir}/a/renamed.txt`);
+    expect(ok(await cli('cat', `:${dir}/a/renamed.txt`)).stdout).toBe('a note');
 
     const link = json<{ token: string; url: string; expires_at: string }>(
       await cli('link', `${dir}/b/renamed.txt`, '--expires', '1h', '--json'),
@@ -319,7 +325,13 @@ describe('callfs file commands', () => {
     );
 
     const rm = json<{ deleted: string[] }>(await cli('rm', '-r', dir, '--json'));
-    expect(rm.deleted).toEqual([`${dir}/b/renamed.txt`, `${dir}/a`, `${dir}/b`, dir]);
+    expect(rm.deleted).toEqual([
+      `${dir}/a/renamed.txt`,
+      `${dir}/b/renamed.txt`,
+      `${dir}/a`,
+      `${dir}/b`,
+      dir,
+    ]);
     expect((await cli('stat', dir)).status).toBe(3);
   });
 
