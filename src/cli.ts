@@ -1,9 +1,12 @@
 #!/usr/bin/env -S node --max-semi-space-size=4
 // The flag: see src/runtime/v8-flags.ts.
-import { Command } from 'commander';
-import { ConfigError, loadConfig, type LoadOptions } from './config/load.js';
-import { runServer } from './runtime/run.js';
+import { Command, CommanderError } from 'commander';
+import type { LoadOptions } from './config/load.js';
+import { registerFileCommands } from './cli/files.js';
+import { EXIT } from './cli/exit.js';
 import { VERSION } from './version.js';
+
+// The server and the config tools load on demand: the file commands never import a server module.
 
 interface ServerFlags {
   config?: string;
@@ -27,7 +30,8 @@ function flagTree(f: ServerFlags): NonNullable<LoadOptions['flags']> {
   return { server, log, backend };
 }
 
-function reportConfigError(err: unknown): never {
+async function reportConfigError(err: unknown): Promise<never> {
+  const { ConfigError } = await import('./config/load.js');
   if (err instanceof ConfigError) {
     process.stderr.write(`callfs: ${err.message}\n`);
     process.exit(2);
@@ -36,8 +40,12 @@ function reportConfigError(err: unknown): never {
 }
 
 const program = new Command('callfs')
-  .description('CallFS: a clustered REST file server')
-  .version(VERSION);
+  .description('CallFS: a clustered REST file server, and its file commands')
+  .version(VERSION)
+  // Usage mistakes exit 2 (help and --version 0), as the README's exit code table says.
+  .exitOverride((err: CommanderError) => {
+    process.exit(err.exitCode === 0 ? EXIT.OK : EXIT.USAGE);
+  });
 
 program
   .command('server')
@@ -49,12 +57,14 @@ program
   .option('--log-level <level>', 'trace|debug|info|warn|error')
   .option('--log-format <format>', 'json|console')
   .action(async (flags: ServerFlags) => {
+    const { loadConfig } = await import('./config/load.js');
     let loaded;
     try {
       loaded = loadConfig({ file: flags.config, flags: flagTree(flags) });
     } catch (err) {
-      reportConfigError(err);
+      return reportConfigError(err);
     }
+    const { runServer } = await import('./runtime/run.js');
     await runServer(loaded);
   });
 
@@ -63,16 +73,19 @@ config
   .command('validate')
   .description('check a config file: exit 0, or print every problem and exit non-zero')
   .requiredOption('-c, --config <file>', 'YAML or JSON config file')
-  .action((flags: { config: string }) => {
+  .action(async (flags: { config: string }) => {
+    const { loadConfig } = await import('./config/load.js');
     try {
       const loaded = loadConfig({ file: flags.config });
       for (const key of loaded.unknownKeys)
         process.stderr.write(`warning: unknown key ignored: ${key}\n`);
       process.stdout.write(`${flags.config}: ok\n`);
     } catch (err) {
-      reportConfigError(err);
+      await reportConfigError(err);
     }
   });
+
+registerFileCommands(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   process.stderr.write(`callfs: ${err instanceof Error ? err.message : String(err)}\n`);

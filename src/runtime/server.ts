@@ -1,11 +1,13 @@
 import { once } from 'node:events';
 import type http from 'node:http';
+import type Koa from 'koa';
 import type { LoadedConfig } from '../config/load.js';
 import { identities, parseListenAddr } from '../config/rules.js';
 import { redactDsn } from '../metadata/dsn.js';
 import { createLogger, type Logger } from '../observability/logger.js';
 import { collectDefaultMetrics, registry } from '../observability/metrics.js';
 import { createApp } from '../server/app.js';
+import type { CallFSState } from '../server/context.js';
 import { createHttpServer, usesHttps } from './http-server.js';
 import { startMetricsListener } from './metrics-listener.js';
 import { persistentSecret } from './secrets.js';
@@ -16,6 +18,7 @@ const DRAIN_GRACE_MS = 1000;
 
 export interface RunningServer {
   server: http.Server;
+  app: Koa<CallFSState>;
   services: Services;
   log: Logger;
   port: number;
@@ -185,5 +188,5 @@ export async function serve(loaded: LoadedConfig, opts: ServeOptions): Promise<R
       clearTimeout(deadline);
       await services.close();
     })());
-  return { server, services, log, port, stop };
+  return { server, app, services, log, port, stop };
 }

@@ -19,6 +19,7 @@ import { healthRoutes, type ReadinessCheck } from './routes/health.js';
 import { linkRoutes } from './routes/links.js';
 import { internalRoutes } from './routes/internal.js';
 import { debugRoutes, type DiagnosticVars } from './routes/debug.js';
+import { openApiDocument } from './openapi.js';
 
 export interface AppDeps {
   engine: Engine;
@@ -39,6 +40,15 @@ export interface AppDeps {
   };
 }
 
+const routers = new WeakMap<Koa<CallFSState>, Router<unknown, CallFSContext>>();
+
+/** The router an app serves (the route table tests compare with the OpenAPI document). */
+export function routerOf(app: Koa<CallFSState>): Router<unknown, CallFSContext> {
+  const router = routers.get(app);
+  if (!router) throw new Error('not an app made by createApp');
+  return router;
+}
+
 export function createApp(deps: AppDeps): Koa<CallFSState> {
   const app = new Koa<CallFSState>({ proxy: false });
   app.silent = true;
@@ -50,6 +60,11 @@ export function createApp(deps: AppDeps): Koa<CallFSState> {
   const fileOps = rateLimit(deps.limiters?.fileOps ?? null, byUser);
 
   healthRoutes(router, deps.readiness);
+  const openapi = JSON.stringify(openApiDocument());
+  router.get('/openapi.json', (ctx) => {
+    ctx.type = 'application/json';
+    ctx.body = openapi;
+  });
   router.use(['/v1/files', '/v1/directories'], fileOps);
   fileRoutes(router, deps.engine, { prefix: FILES_PREFIX, proxy: deps.proxy });
   if (deps.internalSecret !== '') {
@@ -79,5 +94,6 @@ export function createApp(deps: AppDeps): Koa<CallFSState> {
   app.use(authGate(deps.keys, deps.metrics.requireAuth, deps.internalSecret));
   app.use(router.routes());
   app.use(router.allowedMethods({ throw: true }));
+  routers.set(app, router);
   return app;
 }

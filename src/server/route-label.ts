@@ -17,6 +17,7 @@ const EXACT: ReadonlyMap<string, string> = new Map([
   ['/health', '/health'],
   ['/ready', '/ready'],
   ['/metrics', '/metrics'],
+  ['/openapi.json', '/openapi.json'],
 ]);
 
 export const UNMATCHED = 'unmatched';

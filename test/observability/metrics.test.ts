@@ -22,6 +22,7 @@ const ROUTE_PATTERNS = new Set([
   '/health',
   '/ready',
   '/metrics',
+  '/openapi.json',
   '/debug/*',
   '/v1/internal/*',
   'unmatched',

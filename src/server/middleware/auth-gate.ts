@@ -8,7 +8,8 @@ export type AuthRule = 'none' | 'user' | 'internal';
 
 export function authRuleFor(path: string, metricsNeedAuth: boolean): AuthRule {
   if (path === '/v1/internal' || path.startsWith('/v1/internal/')) return 'internal';
-  if (path === '/health' || path === '/ready' || path.startsWith('/download/')) return 'none';
+  if (path === '/health' || path === '/ready' || path === '/openapi.json') return 'none';
+  if (path.startsWith('/download/')) return 'none';
   if (path === '/metrics') return metricsNeedAuth ? 'user' : 'none';
   return 'user';
 }
