@@ -88,5 +88,4 @@ export async function driveSeedSeries(u: string): Promise<void> {
   const loser = await call(u, 'PUT', '/v1/files/s/locked.txt', { body: 'second' });
   expect([loser.status, JSON.parse(loser.text).code]).toEqual([503, 'LOCK_TIMEOUT']);
   expect((await holder).status).toBe(201);
-
 }

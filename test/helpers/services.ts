@@ -97,7 +97,14 @@ async function aptInstall(pkg: string): Promise<void> {
   }
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
   // Test files install in parallel: wait for another apt-get's lock instead of failing.
-  const install = ['-o', 'DPkg::Lock::Timeout=300', 'install', '-y', '--no-install-recommends', pkg];
+  const install = [
+    '-o',
+    'DPkg::Lock::Timeout=300',
+    'install',
+    '-y',
+    '--no-install-recommends',
+    pkg,
+  ];
   try {
     await run('apt-get', install, { env });
   } catch {
