@@ -4,6 +4,7 @@
  * not fire every alert, and the discovery jobs keep exactly the targets the
  * k8s/ and swarm/ manifests describe.
  */
+import { spawnSync } from 'node:child_process';
 import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,6 +20,7 @@ import {
   yamlDocs,
   yamlFile,
   type RelabelConfig,
+  type Rule,
 } from './assets.js';
 
 type Tree = Record<string, unknown>;
@@ -44,6 +46,7 @@ const CORRECTED: Record<string, string> = {
   CallFSHighErrorRate: 'series-by-series division made every 5xx series its own 100%',
   CallFSBackendFailures: 'fired per idle operation type instead of per backend',
   CallFSCacheLowHitRate: 'hit + miss matched no series (different operation labels): never fired',
+  CallFSServiceDown: 'watched only the static job, not callfs-k8s / callfs-swarm',
 };
 
 let promtool: string;
@@ -84,6 +87,24 @@ describe('promtool and amtool', () => {
     expect(stdout).toMatch(/SUCCESS/);
   });
 
+  it('promtool test rules fails on the seed’s own expressions of the corrected alerts', async () => {
+    const seed = rulesOf(
+      seedYamlBlocks().find((b) => (b as Tree | null)?.groups !== undefined) as Tree,
+    );
+    const file = yamlFile('prometheus/callfs_rules.yml') as { groups: Array<{ rules: Rule[] }> };
+    for (const r of file.groups[0]!.rules) r.expr = seed.find((x) => x.alert === r.alert)!.expr;
+    const dir = mkdtempSync(join(tmp, 'seed-'));
+    writeFileSync(join(dir, 'callfs_rules.yml'), stringify(file));
+    copyFileSync(join(ROOT, 'prometheus/callfs_rules.test.yml'), join(dir, 'rules.test.yml'));
+    const r = spawnSync(promtool, ['test', 'rules', 'rules.test.yml'], {
+      cwd: dir,
+      encoding: 'utf8',
+    });
+    expect(r.status).toBe(1);
+    const failed = [...(r.stdout + r.stderr).matchAll(/alertname: (\w+),/g)].map((m) => m[1]);
+    expect([...new Set(failed)].sort()).toEqual(Object.keys(CORRECTED).sort());
+  });
+
   it('promtool check config: prometheus.yml (the Kubernetes job checked below) and compose/prometheus.yml', async () => {
     // Debian's promtool is built without Kubernetes discovery: check a copy without that job.
     const full = prometheusYml();
@@ -108,6 +129,18 @@ describe('promtool and amtool', () => {
     });
     expect(stdout).toContain('SUCCESS');
     expect(stdout).toContain('1 receivers');
+    // The document's own version does not load: invalid webhook URL, unknown email keys.
+    const seed = /```yaml\n(# alertmanager\.yml\n[\s\S]*?)```/.exec(
+      read('docs/seed-monitoring.md'),
+    )!;
+    const file = join(tmp, 'seed-alertmanager.yml');
+    writeFileSync(
+      file,
+      (seed[1] as string).replace('YOUR_SLACK_WEBHOOK_URL', 'https://h.example/x'),
+    );
+    const r = spawnSync(amtool, ['check-config', file], { encoding: 'utf8' });
+    expect(r.status).toBe(1);
+    expect(r.stdout + r.stderr).toContain('field subject not found');
   });
 });
 
@@ -238,7 +271,11 @@ describe('discovery jobs against the manifests', () => {
     const stack = yamlFile('swarm/callfs-stack.yml');
     const services = stack.services as Record<
       string,
-      { deploy?: { labels?: Record<string, string> }; networks?: string[] }
+      {
+        deploy?: { labels?: Record<string, string> };
+        networks?: string[];
+        ports?: Array<{ published: number }>;
+      }
     >;
     const rules = job('callfs-swarm').relabel_configs!;
     const sd = (job('callfs-swarm').dockerswarm_sd_configs as Array<{ port: number }>)[0]!;
@@ -246,7 +283,8 @@ describe('discovery jobs against the manifests', () => {
     for (const [name, svc] of Object.entries(services)) {
       for (const net of svc.networks ?? []) {
         const t: Record<string, string> = {
-          __address__: `10.0.1.5:${sd.port}`,
+          // A published port, else the discovery's `port`.
+          __address__: `10.0.1.5:${svc.ports?.[0]?.published ?? sd.port}`,
           __meta_dockerswarm_network_name: `callfs_${net}`,
           __meta_dockerswarm_task_slot: '1',
         };
@@ -256,7 +294,10 @@ describe('discovery jobs against the manifests', () => {
         // Every task is also on the ingress network: that address is dropped.
         const ingress = { ...t, __meta_dockerswarm_network_name: 'ingress' };
         expect(relabel(ingress, rules)).toBeNull();
-        if (relabel(t, rules) !== null) kept.push(name);
+        const target = relabel(t, rules);
+        if (target === null) continue;
+        kept.push(name);
+        expect(target.__address__, name).toBe('10.0.1.5:8443');
       }
     }
     expect(kept).toEqual(['callfs-1', 'callfs-2', 'callfs-3']);
