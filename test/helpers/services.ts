@@ -96,12 +96,21 @@ async function aptInstall(pkg: string): Promise<void> {
     throw new Error(`${pkg} is not installed and we are not root: run apt-get install -y ${pkg}`);
   }
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  // Test files install in parallel: wait for another apt-get's lock instead of failing.
+  const install = [
+    '-o',
+    'DPkg::Lock::Timeout=300',
+    'install',
+    '-y',
+    '--no-install-recommends',
+    pkg,
+  ];
   try {
-    await run('apt-get', ['install', '-y', '--no-install-recommends', pkg], { env });
+    await run('apt-get', install, { env });
   } catch {
     // Stale or missing package lists: refresh once and retry.
-    await run('apt-get', ['update'], { env });
-    await run('apt-get', ['install', '-y', '--no-install-recommends', pkg], { env });
+    await run('apt-get', ['-o', 'DPkg::Lock::Timeout=300', 'update'], { env });
+    await run('apt-get', install, { env });
   }
 }
 
@@ -117,6 +126,22 @@ async function findOrAptInstall(
   const installed = find();
   if (!installed) throw new Error(notFoundAfterInstall);
   return installed;
+}
+
+/** The path of `bin` on PATH, or undefined. */
+export function onPath(bin: string): string | undefined {
+  for (const dir of (process.env.PATH ?? '').split(':')) {
+    if (dir !== '' && existsSync(join(dir, bin))) return join(dir, bin);
+  }
+  return undefined;
+}
+
+/**
+ * The path of a command-line tool, installed from Debian package `pkg` with
+ * apt-get when it is missing (as root; otherwise an error saying what to install).
+ */
+export function findOrAptInstallTool(bin: string, pkg: string): Promise<string> {
+  return findOrAptInstall(() => onPath(bin), pkg, `${pkg} installed but ${bin} is not on PATH`);
 }
 
 // ---------------------------------------------------------------------------
