@@ -41,6 +41,9 @@ export class Registry {
   }
 
   async start(): Promise<void> {
+    // Back from an outage (Redis may have lost every key): register again at
+    // once rather than a heartbeat later, so peers find this instance.
+    this.opts.redis?.on('ready', () => void this.beat());
     await this.beat();
     this.timer = setInterval(() => void this.beat(), this.opts.heartbeatMs).unref();
   }

@@ -50,7 +50,11 @@ describe('metrics of a 2-worker instance (merged by the primary)', () => {
   let after: Scrape;
 
   beforeAll(async () => {
-    srv = await startCallFS({ config: { server: { workers: 2 } } });
+    // No content cache: which worker serves a GET first (a backend open) and
+    // which from memory would make the backend counts depend on scheduling.
+    srv = await startCallFS({
+      config: { server: { workers: 2 }, cache: { content_max_bytes: 0 } },
+    });
     await waitWorkers(srv, 2);
     await waitFor('both workers listening', () =>
       srv.logs.filter((l) => l.includes('"CallFS listening"')).length >= 2 ? true : undefined,
