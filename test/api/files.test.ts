@@ -15,24 +15,12 @@ import {
   uniq,
   useServer,
 } from '../helpers/api.js';
+// The entry JSON as the typed client declares it (one definition of the wire shape).
+import type { RemoteEntry as EntryJson } from '../../src/client/index.js';
 
 const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
 const HTTP_DATE =
   /^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} GMT$/;
-
-interface EntryJson {
-  name: string;
-  path: string;
-  type: 'file' | 'directory';
-  size: number;
-  mode: string;
-  owner: string;
-  mtime: string;
-  ctime: string;
-  backend_type: string;
-  instance_id: string;
-  etag: string | null;
-}
 
 /** The fields of an entry that tests can know exactly. */
 function fileEntry(path: string, body: string | Buffer, owner = 'alice') {
