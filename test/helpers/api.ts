@@ -470,4 +470,3 @@ export function uploadWithPause(
     source.pipe(req);
   });
 }
-
