@@ -83,6 +83,9 @@ export function createHttpServer(config: Config, app: Koa<never> | Koa): http.Se
     keepAliveTimeout: Math.min(s.idle_timeout, 65_000),
     maxHeaderSize: 16 * 1024,
     requireHostHeader: false,
+    // Node enforces headersTimeout and requestTimeout only when it sweeps its connections,
+    // every 30 s by default: a slowloris client would outlive read_timeout by up to 30 s.
+    connectionsCheckingInterval: Math.max(100, Math.min(30_000, Math.floor(s.read_timeout / 4))),
     noDelay: true,
   };
   const server = usesHttps(config)
