@@ -8,5 +8,7 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 120_000,
     pool: 'forks',
+    // The default output, then the reliability suite's table (test/reliability/figures.ts).
+    reporters: ['default', './test/reliability/summary-reporter.ts'],
   },
 });

@@ -4,6 +4,9 @@ import { errors } from '../core/errors.js';
 import { errnoCode } from './errno.js';
 import { RESERVED_DIR, keySegments } from './keys.js';
 
+/** Linux PATH_MAX (4096) counts the terminating NUL. */
+const MAX_OS_PATH_BYTES = 4095;
+
 /**
  * The localfs root and the confinement of keys to it. Every key is resolved
  * through realpath (of the deepest part that exists), so a symlink planted
@@ -30,9 +33,17 @@ export class LocalRoot {
     return join(this.tmpDir, ref);
   }
 
-  /** The on-disk path of `key`, symlinks resolved; INVALID_PATH if it escapes the root. */
+  /**
+   * The on-disk path of `key`, symlinks resolved; INVALID_PATH if it escapes
+   * the root, or if root + key is longer than the OS allows (a 4096-byte
+   * namespace path under /srv/data does not fit in PATH_MAX): refused here,
+   * before any byte is staged or any metadata committed.
+   */
   async resolve(key: string): Promise<string> {
     const segments = keySegments(key);
+    if (Buffer.byteLength(join(this.dir, ...segments)) > MAX_OS_PATH_BYTES) {
+      throw errors.invalidPath(`path too long for the storage root: ${key.slice(0, 64)}…`);
+    }
     for (let depth = segments.length; depth >= 0; depth--) {
       let real: string;
       try {
@@ -41,6 +52,8 @@ export class LocalRoot {
         const code = errnoCode(err);
         if (code === 'ENOENT' || code === 'ENOTDIR') continue;
         if (code === 'ELOOP') throw errors.invalidPath(`symlink loop: ${key}`);
+        if (code === 'ENAMETOOLONG')
+          throw errors.invalidPath(`path too long: ${key.slice(0, 64)}…`);
         throw err;
       }
       const full = join(real, ...segments.slice(depth));

@@ -105,13 +105,31 @@ function throwAs(code: ErrorCode, message: string, details: Record<string, strin
 const currentRequestId = () => requestContext.getStore()?.traceId ?? randomUUID();
 
 /**
+ * The backend attaches to the hasher only once it starts reading (after its
+ * own checks). A body that fails before that (a client that disconnects, a
+ * malformed chunk) destroys the hasher with an error that nobody listens to
+ * yet, which would crash the process. The sink still sees it: a destroyed,
+ * errored stream fails whoever reads it later.
+ */
+function keepErrorForSink(hasher: HashingStream): void {
+  hasher.on('error', () => undefined);
+}
+
+/**
  * Pipes a request body into the hasher without tying their lifetimes together
  * the way stream.pipeline would: when the backend refuses the body (413) the
  * request is left alone so the error can still be answered, while a client
  * that goes away mid-body fails the write.
  */
 function feed(body: Readable, hasher: HashingStream): void {
+  keepErrorForSink(hasher);
   const abort = (err?: Error) => hasher.destroy(err ?? new Error('aborted'));
+  // The body may have failed already, while the write waited for its lock: its
+  // 'error' and 'close' are gone, and piping it would wait for bytes forever.
+  if (body.destroyed && !body.readableEnded) {
+    abort(body.errored ?? undefined);
+    return;
+  }
   body.once('error', abort);
   body.once('close', () => {
     if (!body.readableEnded) abort();
@@ -235,12 +253,30 @@ export class Engine {
       backendType,
       this.o.instanceId,
     );
-    await this.backendOf(backendType).createDirectory(path);
+    try {
+      await this.backendOf(backendType).createDirectory(path);
+    } catch (err) {
+      // The backend refused (e.g. too long for the disk): undo the entries this call made,
+      // deepest first, so no directory exists only in the metadata.
+      await this.undoDirectories(created);
+      throw err;
+    }
     for (const e of created) this.o.cache.invalidate(e.path);
     const entry = await this.fresh(path);
     if (!entry || entry.type !== 'directory') throw errors.exists(path);
     if (created.length > 0) this.publishInvalidation(path, false);
     return { entry, created: created.some((e) => e.path === path) };
+  }
+
+  /**
+   * Removes directory entries a failed operation created (deepest first), so
+   * none is left in the metadata without its bytes. One that someone else
+   * filled in the meantime stays.
+   */
+  private async undoDirectories(created: Entry[]): Promise<void> {
+    const deepestFirst = [...created].sort((a, b) => b.path.length - a.path.length);
+    for (const e of deepestFirst) await this.o.store.delete(e.path).catch(() => undefined);
+    for (const e of created) this.o.cache.invalidate(e.path);
   }
 
   /** POST / PUT of a file: stream, hash, fsync, commit with fencing, publish. */
@@ -438,9 +474,15 @@ export class Engine {
     }
     const parent = parentOf(to);
     const parentEntry = await this.fresh(parent);
+    let madeParents: Entry[] = [];
     if (!parentEntry) {
       if (!req.createParents) throw errors.notFound(parent);
-      await this.o.store.ensureDirectories(parent, who.user, source.backendType, this.o.instanceId);
+      madeParents = await this.o.store.ensureDirectories(
+        parent,
+        who.user,
+        source.backendType,
+        this.o.instanceId,
+      );
     } else if (parentEntry.type !== 'directory') {
       throw errors.exists(parent);
     }
@@ -452,6 +494,7 @@ export class Engine {
       moved = await this.o.store.move(from, to, { overwrite: req.overwrite });
     } catch (err) {
       await this.undoPeerBytes(peersMoved, from, to);
+      await this.undoDirectories(madeParents);
       throw err;
     }
     try {
@@ -464,6 +507,7 @@ export class Engine {
         this.o.log.error({ err: undo, from, to }, 'move rollback failed');
       });
       await this.undoPeerBytes(peersMoved, from, to);
+      await this.undoDirectories(madeParents);
       throw err;
     }
     this.o.cache.invalidate(from, true);
@@ -517,6 +561,7 @@ export class Engine {
     // 1. bytes: copy and verify, then make them visible on the target backend.
     const hasher = new HashingStream({ md5: false });
     const body = await sourceBackend.open(from);
+    keepErrorForSink(hasher);
     body.once('error', (err) => hasher.destroy(err));
     body.pipe(hasher);
     let staged: StagedWrite;

@@ -24,6 +24,8 @@ const LOOKALIKE = /[\u2044\u2215\u29f8\uff0f\uff3c\u2216\ufe68\uff0e]/;
 // eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\ufeff]/;
 
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
 const invalid = (why: string) => new CallFSError('INVALID_PATH', `invalid path: ${why}`);
 
 export function parseNamespacePath(rawEncoded: string): NamespacePath {
@@ -46,6 +48,8 @@ export function parseNamespacePath(rawEncoded: string): NamespacePath {
 /** Validates an already-decoded path (PATCH destinations, link requests). */
 export function normalise(decoded: string): NamespacePath {
   if (decoded.includes('\ufffd')) throw invalid('malformed UTF-8');
+  // A lone surrogate (JSON "\ud800") has no UTF-8 form: disk and store would each write U+FFFD.
+  if (LONE_SURROGATE.test(decoded)) throw invalid('lone surrogate');
   if (CONTROL.test(decoded)) throw invalid('control character');
   if (decoded.includes('\\')) throw invalid('backslash');
   if (LOOKALIKE.test(decoded)) throw invalid('separator look-alike character');

@@ -449,6 +449,13 @@ export class PostgresStore implements MetadataStore {
     for (let attempt = 1; ; attempt++) {
       const client = await this.#pool.connect();
       let broken: Error | undefined;
+      // The pool listens for errors on idle clients only. One checked out here whose
+      // server goes away between two queries emits 'error' with nobody listening, which
+      // would crash the process (seen on a PostgreSQL restart under load).
+      const onError = (err: Error) => {
+        broken = err;
+      };
+      client.on('error', onError);
       try {
         await client.query('BEGIN');
         const result = await fn(client);
@@ -467,6 +474,7 @@ export class PostgresStore implements MetadataStore {
         if (code === '23505') throw errors.exists(String(pathOfViolation(err)));
         throw err;
       } finally {
+        client.off('error', onError);
         client.release(broken);
       }
     }

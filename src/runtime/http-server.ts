@@ -37,7 +37,35 @@ function onClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
     `HTTP/1.1 ${status}\r\nContent-Type: application/json\r\n` +
       `Content-Length: ${Buffer.byteLength(CLIENT_ERROR_BODY)}\r\n` +
       `X-Request-ID: ${randomUUID()}\r\n${RAW_SECURITY_HEADERS}Connection: close\r\n\r\n${CLIENT_ERROR_BODY}`,
+    // Closed for good once written, not half-closed: a request whose body failed to parse
+    // (a bad chunk mid-upload) is still being served, holding its path lock, until its
+    // socket closes; a client that keeps its end open would pin it for read_timeout.
+    () => socket.destroy(),
   );
+}
+
+const NO_HOST_BODY = JSON.stringify({
+  code: 'INVALID_REQUEST',
+  message: 'an HTTP/1.1 request needs a Host header',
+});
+
+/**
+ * Node refuses an HTTP/1.1 request without Host with a bare 400 of its own;
+ * the server turns that check off (requireHostHeader: false) and answers it
+ * here like every other malformed request: JSON, security headers, closed.
+ */
+function requireHost(handler: http.RequestListener): http.RequestListener {
+  return (req, res) => {
+    if (req.httpVersion !== '1.1' || req.headers.host !== undefined) return handler(req, res);
+    res.writeHead(400, {
+      ...SECURITY_HEADERS,
+      'Content-Type': 'application/json',
+      'Content-Length': Buffer.byteLength(NO_HOST_BODY),
+      'X-Request-ID': randomUUID(),
+      Connection: 'close',
+    });
+    res.end(NO_HOST_BODY);
+  };
 }
 
 /**
@@ -48,12 +76,16 @@ function onClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
  */
 export function createHttpServer(config: Config, app: Koa<never> | Koa): http.Server {
   const s = config.server;
-  const handler = app.callback();
+  const handler = requireHost(app.callback());
   const options: http.ServerOptions = {
     headersTimeout: s.read_timeout,
     requestTimeout: s.file_op_timeout,
     keepAliveTimeout: Math.min(s.idle_timeout, 65_000),
     maxHeaderSize: 16 * 1024,
+    requireHostHeader: false,
+    // Node enforces headersTimeout and requestTimeout only when it sweeps its connections,
+    // every 30 s by default: a slowloris client would outlive read_timeout by up to 30 s.
+    connectionsCheckingInterval: Math.max(100, Math.min(30_000, Math.floor(s.read_timeout / 4))),
     noDelay: true,
   };
   const server = usesHttps(config)

@@ -119,7 +119,9 @@ export async function runPrimary(
         { slot, pid: w.process.pid, code, signal, restart_in_ms: delay },
         'worker died; restarting',
       );
-      setTimeout(() => fork(slot), delay).unref();
+      setTimeout(() => {
+        if (!stopping) fork(slot);
+      }, delay).unref();
     });
   };
   for (let slot = 0; slot < workers; slot++) fork(slot);

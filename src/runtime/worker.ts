@@ -13,6 +13,22 @@ export async function runWorker(loaded: LoadedConfig): Promise<void> {
   new AggregatorRegistry();
   AggregatorRegistry.setRegistries([registry]);
   const channel = new PrimaryChannel();
+  // Listen for "stop" before starting: a worker forked just before the primary's
+  // SIGTERM gets the shutdown message while still starting, and must not miss it.
+  let stop: (() => void) | null = null;
+  let stopRequested = false;
+  const requestStop = () => {
+    stopRequested = true;
+    stop?.();
+  };
+  channel.on((m) => {
+    if (m.t === 'shutdown') requestStop();
+  });
+  // The primary orchestrates shutdown; a terminal's Ctrl-C reaches the whole group.
+  process.on('SIGINT', () => undefined);
+  process.on('SIGTERM', requestStop);
+  // Orphaned (primary gone): stop rather than serve without a lock broker.
+  process.on('disconnect', requestStop);
   const running = await serve(loaded, {
     owner: false,
     print: null,
@@ -24,17 +40,14 @@ export async function runWorker(loaded: LoadedConfig): Promise<void> {
         : { contentType: 'text/plain', body: '' };
     },
   });
-  const stop = () =>
+  let stopping = false;
+  stop = () => {
+    if (stopping) return;
+    stopping = true;
     running.stop().then(
       () => process.exit(0),
       () => process.exit(1),
     );
-  channel.on((m) => {
-    if (m.t === 'shutdown') void stop();
-  });
-  // The primary orchestrates shutdown; a terminal's Ctrl-C reaches the whole group.
-  process.on('SIGINT', () => undefined);
-  process.on('SIGTERM', () => void stop());
-  // Orphaned (primary gone): stop rather than serve without a lock broker.
-  process.on('disconnect', () => void stop());
+  };
+  if (stopRequested) stop();
 }

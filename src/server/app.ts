@@ -49,11 +49,12 @@ export function routerOf(app: Koa<CallFSState>): Router<unknown, CallFSContext> 
   return router;
 }
 
-export function createApp(deps: AppDeps): Koa<CallFSState> {
-  const app = new Koa<CallFSState>({ proxy: false });
-  app.silent = true;
-  app.on('error', (err: unknown) => deps.log.debug({ err }, 'response stream error'));
-
+/**
+ * Every route the server answers. Registering routes calls nothing on the
+ * dependencies, so tests read the route table from `router.stack`
+ * (test/reliability/authz.test.ts checks each route has an auth rule).
+ */
+export function buildRouter(deps: AppDeps): Router<unknown, CallFSContext> {
   const router = new Router<unknown, CallFSContext>();
   const byUser = (ctx: CallFSContext) => ctx.state.identity?.user ?? ctx.ip;
   const byIp = (ctx: CallFSContext) => ctx.ip;
@@ -86,6 +87,14 @@ export function createApp(deps: AppDeps): Koa<CallFSState> {
       ctx.body = body;
     });
   }
+  return router;
+}
+
+export function createApp(deps: AppDeps): Koa<CallFSState> {
+  const app = new Koa<CallFSState>({ proxy: false });
+  app.silent = true;
+  app.on('error', (err: unknown) => deps.log.debug({ err }, 'response stream error'));
+  const router = buildRouter(deps);
 
   app.use(requestId(deps.log));
   app.use(securityHeaders(deps.https));

@@ -215,6 +215,30 @@ describe.each(STORES)('request bodies (%s)', (store) => {
       await expectAbsent(api, path);
     });
 
+    it('a malformed chunk right after the headers → 400, and the server keeps serving', async () => {
+      // The upload has started (lock, staging) when the body fails: that error once went
+      // unhandled on the hashing stream and took the whole process down, and a client that
+      // kept its end open held the path's lock until read_timeout.
+      const path = `${uniq('badchunk')}/x.txt`;
+      for (let i = 0; i < 3; i++) {
+        const text = await rawSocket(
+          api.port,
+          `POST /v1/files${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${KEYS.alice}\r\n` +
+            `Transfer-Encoding: chunked\r\n\r\n0x5\r\nhello\r\n0\r\n\r\n`,
+        );
+        expect(parseRawResponse(text).status, text).toBe(400);
+      }
+      await sleep(100);
+      expect((await api.req('GET', '/health', { key: null })).status).toBe(200);
+      await expectAbsent(api, path);
+      await api.expectNoTmpFiles(5000);
+      // The failed uploads let go of the path's lock at once (not after read_timeout).
+      const started = Date.now();
+      const put = await api.file('PUT', path, { body: 'after' });
+      expect(put.status, await put.text()).toBe(201);
+      expect(Date.now() - started).toBeLessThan(2000);
+    });
+
     it('two different Content-Length headers → 400', async () => {
       const path = `${uniq('smuggle')}/y.txt`;
       const text = await rawSocket(

@@ -4,10 +4,8 @@
  * while the owner is gone, everything else keeps working, and after a restart
  * the file is whole: its old or its new version, never a torn one.
  */
-import http from 'node:http';
-import { Readable } from 'node:stream';
 import { expect, it } from 'vitest';
-import { eventually, expectError, KEYS } from '../helpers/api.js';
+import { eventually, expectError, KEYS, uploadWithPause } from '../helpers/api.js';
 import {
   randomBytesSeeded,
   sha256,
@@ -98,77 +96,13 @@ it('kill -9 of the owner mid-download: a cut body, fast 503 naming it, others un
   }
 }, 90_000);
 
-interface UploadOutcome {
-  status?: number;
-  text?: string;
-  error?: Error;
-}
-
-/**
- * PUT of `body` via `node`, streamed in 256 KiB chunks; `midway` runs (and is
- * awaited) before the chunk at byte `at` (a multiple of 256 KiB) is sent.
- */
-function uploadWithPause(
-  node: ClusterNode,
-  path: string,
-  body: Buffer,
-  at: number,
-  midway: () => Promise<void>,
-): Promise<UploadOutcome> {
-  const CHUNK = 256 * 1024;
-  async function* chunks() {
-    for (let offset = 0; offset < body.length; offset += CHUNK) {
-      if (offset === at) await midway();
-      yield body.subarray(offset, offset + CHUNK);
-    }
-  }
-  const source = Readable.from(chunks(), { objectMode: false });
-  return new Promise((resolve) => {
-    let settled = false;
-    const done = (o: UploadOutcome) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      source.destroy();
-      req.destroy();
-      resolve(o);
-    };
-    const timer = setTimeout(() => done({ error: new Error('no answer within 20 s') }), 20_000);
-    const req = http.request(
-      {
-        host: '127.0.0.1',
-        port: node.port,
-        method: 'PUT',
-        path: `/v1/files${path}`,
-        agent: false,
-        headers: {
-          Authorization: `Bearer ${KEYS.alice}`,
-          'Content-Length': String(body.length),
-          'Content-Type': 'application/octet-stream',
-        },
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () =>
-          done({ status: res.statusCode, text: Buffer.concat(chunks).toString('utf8') }),
-        );
-        res.on('error', (error) => done({ status: res.statusCode, error }));
-      },
-    );
-    req.on('error', (error) => done({ error }));
-    source.on('error', (error) => done({ error }));
-    source.pipe(req);
-  });
-}
-
 it('kill -9 of the owner mid-upload via a peer: the client fails, the file is old or new in full', async () => {
   const path = '/crash/upload.bin';
   const before = randomBytesSeeded(1 * MiB, 2);
   const after = randomBytesSeeded(32 * MiB, 3);
   await n1.create(path, before);
 
-  const outcome = await uploadWithPause(n2, path, after, 8 * MiB, async () => {
+  const outcome = await uploadWithPause(n2.port, 'PUT', path, after, 8 * MiB, async () => {
     // node1 is staging the new bytes when it dies.
     await eventually(() => expect(n1.tmpFiles().length).toBeGreaterThan(0), 5000);
     await n1.srv.kill();

@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import http from 'node:http';
 import { connect } from 'node:net';
+import { Readable } from 'node:stream';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, inject } from 'vitest';
 import { KEYS, startCallFS, type CallFSProcess, type StartOptions } from './callfs.js';
@@ -402,4 +403,70 @@ export function parseRawResponse(text: string): {
     if (i > 0) headers[line.slice(0, i).trim().toLowerCase()] = line.slice(i + 1).trim();
   }
   return { status, headers, body };
+}
+
+export interface UploadOutcome {
+  status?: number;
+  text?: string;
+  error?: Error;
+}
+
+/**
+ * An upload (PUT/POST) of `body` to /v1/files{path} on `port`, streamed in
+ * 256 KiB chunks; `midway` runs (and is awaited) before the chunk at byte `at`
+ * (a multiple of 256 KiB) is sent: kill a server, pause past a lock's TTL…
+ */
+export function uploadWithPause(
+  port: number,
+  method: string,
+  path: string,
+  body: Buffer,
+  at: number,
+  midway: () => Promise<void>,
+): Promise<UploadOutcome> {
+  const CHUNK = 256 * 1024;
+  async function* chunks() {
+    for (let offset = 0; offset < body.length; offset += CHUNK) {
+      if (offset === at) await midway();
+      yield body.subarray(offset, offset + CHUNK);
+    }
+  }
+  const source = Readable.from(chunks(), { objectMode: false });
+  return new Promise((resolve) => {
+    let settled = false;
+    const done = (o: UploadOutcome) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      source.destroy();
+      req.destroy();
+      resolve(o);
+    };
+    const timer = setTimeout(() => done({ error: new Error('no answer within 30 s') }), 20_000);
+    const req = http.request(
+      {
+        host: '127.0.0.1',
+        port,
+        method,
+        path: `/v1/files${path}`,
+        agent: false,
+        headers: {
+          Authorization: `Bearer ${KEYS.alice}`,
+          'Content-Length': String(body.length),
+          'Content-Type': 'application/octet-stream',
+        },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () =>
+          done({ status: res.statusCode, text: Buffer.concat(chunks).toString('utf8') }),
+        );
+        res.on('error', (error) => done({ status: res.statusCode, error }));
+      },
+    );
+    req.on('error', (error) => done({ error }));
+    source.on('error', (error) => done({ error }));
+    source.pipe(req);
+  });
 }

@@ -3,7 +3,7 @@
  * file in a temp dir, on a free loopback port, and stops it afterwards. API
  * tests talk HTTP to it; nothing is mocked.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { get as httpsGet } from 'node:https';
 import { tmpdir } from 'node:os';
@@ -31,7 +31,7 @@ export interface CallFSProcess {
   proc: ChildProcess;
   /** Graceful stop (SIGTERM), then remove the temp dir. */
   stop(): Promise<void>;
-  /** kill -9, keep the temp dir (crash tests restart on it). */
+  /** kill -9 of the whole instance (its workers, then the primary); the temp dir is kept (crash tests restart on it). */
   kill(): Promise<void>;
   /** Start again on the same dir and config (after kill). */
   restart(): Promise<void>;
@@ -102,6 +102,14 @@ export async function startCallFS(opts: StartOptions = {}): Promise<CallFSProces
       rmSync(dir, { recursive: true, force: true });
     },
     async kill() {
+      // Workers first: a worker that outlived its primary could still finish a request.
+      for (const pid of childPids(handle.proc.pid ?? 0)) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // already gone
+        }
+      }
       await stopProcess(handle.proc, 'SIGKILL');
     },
     async restart() {
@@ -177,6 +185,18 @@ async function stopProcess(proc: ChildProcess, signal: NodeJS.Signals): Promise<
   const timer = setTimeout(() => proc.kill('SIGKILL'), 10_000);
   await exited;
   clearTimeout(timer);
+}
+
+/** The pids of a cluster primary's children (its workers). */
+export function childPids(pid: number): number[] {
+  try {
+    return execFileSync('ps', ['--ppid', String(pid), '-o', 'pid='], { encoding: 'utf8' })
+      .split('\n')
+      .map((s) => Number(s.trim()))
+      .filter((n) => Number.isInteger(n) && n > 0);
+  } catch {
+    return []; // ps exits 1 when there are none
+  }
 }
 
 /** Authorization header for a user. */

@@ -3,14 +3,14 @@
  * scrapes, the worker processes of a cluster primary, and running a server
  * that is expected to fail at start.
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import http from 'node:http';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { CLI, KEYS, type CallFSProcess } from './callfs.js';
+import { childPids, CLI, KEYS, type CallFSProcess } from './callfs.js';
 import { parsePrometheus, type Scrape } from './prom.js';
 
 export const sha256 = (data: string | Uint8Array): string =>
@@ -102,17 +102,7 @@ export async function scrape(base: string, key: string | null = null): Promise<S
   return parsePrometheus(res.text);
 }
 
-/** The pids of a cluster primary's children (its workers). */
-export function childPids(pid: number): number[] {
-  try {
-    return execFileSync('ps', ['--ppid', String(pid), '-o', 'pid='], { encoding: 'utf8' })
-      .split('\n')
-      .map((s) => Number(s.trim()))
-      .filter((n) => Number.isInteger(n) && n > 0);
-  } catch {
-    return []; // ps exits 1 when there are none
-  }
-}
+export { childPids };
 
 /** Polls `probe` until it returns something other than undefined / null / false. */
 export async function waitFor<T>(

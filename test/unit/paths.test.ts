@@ -77,6 +77,13 @@ describe('path helpers', () => {
     expect(isWithin('/ab', '/a')).toBe(false);
     expect(isWithin('/x', '/')).toBe(true);
   });
+  it('normalise refuses lone surrogates (JSON "\\ud800"), which have no UTF-8 form', () => {
+    for (const bad of ['/a\ud800', '/\udfff.txt', '/x/\ud83d']) {
+      expect(() => normalise(bad)).toThrow(/lone surrogate/);
+    }
+    expect(normalise('/\ud83d\ude00.txt').path).toBe('/😀.txt');
+  });
+
   it('normalise refuses dot segments in decoded destinations', () => {
     expect(() => normalise('/a/../b')).toThrow(CallFSError);
     expect(normalise('/a/b/').path).toBe('/a/b');
