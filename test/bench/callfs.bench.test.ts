@@ -494,8 +494,6 @@ describe.skipIf(!ONLY.has('cluster'))('2-instance cluster: proxied vs direct GET
   test('1 GiB proxied download: RSS of the proxying instance', async () => {
     const owner = cluster.node('node1').srv;
     const proxy = cluster.node('node2').srv;
-    // Fresh processes, as for the single-instance 1 GiB figure.
-    await proxy.restart();
     const r = await bigTransfer(
       owner.url,
       proxy.url,
