@@ -148,6 +148,8 @@ function rules(api: ReturnType<typeof useServer>): Record<string, Rule> {
     'HEAD /health': simple('/health', PUBLIC),
     'GET /ready': simple('/ready', PUBLIC),
     'HEAD /ready': simple('/ready', PUBLIC),
+    'GET /openapi.json': simple('/openapi.json', PUBLIC),
+    'HEAD /openapi.json': simple('/openapi.json', PUBLIC),
     'GET /metrics': simple('/metrics', PUBLIC),
     'HEAD /metrics': simple('/metrics', PUBLIC),
     ...files(
