@@ -172,6 +172,18 @@ describe('crash safety (kill -9 under 100 uploads + 100 overwrites)', () => {
     return out;
   }
 
+  /** Records the run's figures for the summary table, then asserts nothing was lost or torn. */
+  function reportHeld(task: Parameters<typeof record>[0], area: string, kills: number, o: Outcome) {
+    record(task, area, {
+      faults: kills,
+      operations: 2 * OPS,
+      lostWrites: o.lost,
+      serverErrors: o.fiveXX,
+      detail: `acked ${o.acked}, unacked ${o.unacked}, torn ${o.torn}, meta≠bytes ${o.metaMismatch}, temp left ${o.tmpLeft}, rows without bytes ${o.orphanRows}, unanswered ${hungTotal}`,
+    });
+    expectHeld(o);
+  }
+
   function expectHeld(o: Outcome) {
     expect(o).toMatchObject({
       lost: 0,
@@ -215,15 +227,8 @@ describe('crash safety (kill -9 under 100 uploads + 100 overwrites)', () => {
     expect(Date.now() - t0).toBeLessThan(20_000);
     await srv.restart();
     const o = await verify(ops, fiveXX);
-    record(task, 'crash: kill -9 of a worker', {
-      faults: kills,
-      operations: 2 * OPS,
-      lostWrites: o.lost,
-      serverErrors: o.fiveXX,
-      detail: `acked ${o.acked}, unacked ${o.unacked}, torn ${o.torn}, meta≠bytes ${o.metaMismatch}, temp left ${o.tmpLeft}, rows without bytes ${o.orphanRows}, unanswered ${hungTotal}`,
-    });
     expect(kills).toBeGreaterThan(0);
-    expectHeld(o);
+    reportHeld(task, 'crash: kill -9 of a worker', kills, o);
   }, 240_000);
 
   it('kill -9 of the whole instance at random points, then restart', async ({ task }) => {
@@ -247,14 +252,7 @@ describe('crash safety (kill -9 under 100 uploads + 100 overwrites)', () => {
     kills++;
     await srv.restart();
     const o = await verify(ops, fiveXX);
-    record(task, 'crash: kill -9 of the instance', {
-      faults: kills,
-      operations: 2 * OPS,
-      lostWrites: o.lost,
-      serverErrors: o.fiveXX,
-      detail: `acked ${o.acked}, unacked ${o.unacked}, torn ${o.torn}, meta≠bytes ${o.metaMismatch}, temp left ${o.tmpLeft}, rows without bytes ${o.orphanRows}, unanswered ${hungTotal}`,
-    });
     expect(kills).toBeGreaterThan(1);
-    expectHeld(o);
+    reportHeld(task, 'crash: kill -9 of the instance', kills, o);
   }, 240_000);
 });
