@@ -3,6 +3,7 @@ import type { Readable } from 'node:stream';
 import { Agent, errors as undiciErrors } from 'undici';
 import { HOP_HEADER, signIdentity } from '../cluster/identity-signature.js';
 import { CallFSError } from '../core/errors.js';
+import { paced } from '../core/gc-pacer.js';
 import {
   crossServerDuration,
   crossServerOps,
@@ -25,6 +26,12 @@ export interface ForwardResponse {
   status: number;
   headers: Record<string, string>;
   body: Readable;
+}
+
+/** A Content-Length header's value; undefined when absent or not one number. */
+function lengthOf(header: string | string[] | undefined): number | undefined {
+  const n = typeof header === 'string' && /^\d+$/.test(header) ? Number(header) : NaN;
+  return Number.isSafeInteger(n) ? n : undefined;
 }
 
 /** The Backend operation a forwarded method amounts to. */
@@ -113,7 +120,7 @@ export class InternalProxy {
         path: req.path,
         method: req.method as 'GET',
         headers,
-        body: req.body ?? undefined,
+        body: req.body ? paced(req.body, lengthOf(req.headers['content-length'])) : undefined,
         // As localfs reads: large chunks, few writes; still bounded per transfer.
         highWaterMark: 256 * 1024,
       });
@@ -124,7 +131,11 @@ export class InternalProxy {
       }
       res.body.once('end', () => done('proxy_success'));
       res.body.once('error', () => done('proxy_failure'));
-      return { status: res.statusCode, headers: out, body: res.body };
+      return {
+        status: res.statusCode,
+        headers: out,
+        body: paced(res.body, lengthOf(res.headers['content-length'])),
+      };
     } catch (err) {
       done('proxy_failure');
       if (isUnreachable(err)) throw unavailable(target, (err as Error).message);

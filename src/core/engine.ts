@@ -15,6 +15,7 @@ import {
 import type { ContentCache } from './content-cache.js';
 import { checkWritePreconditions, quoteEtag, type Preconditions } from './conditional.js';
 import { CallFSError, ERROR_STATUS, errors, type ErrorCode } from './errors.js';
+import { paced } from './gc-pacer.js';
 import { HashingStream } from './hashing.js';
 import { assertCanModify, INTERNAL_USER, type Identity } from './identity.js';
 import type { InvalidationBus } from './invalidation.js';
@@ -222,7 +223,8 @@ export class Engine {
     fileOps.inc({ operation: 'read', backend_type: entry.backendType });
     // The whole file is named as a range too, so a backend knows how much to send (noop).
     const bytes = range ?? (entry.size > 0 ? { start: 0, end: entry.size - 1 } : undefined);
-    return this.backendOf(entry.backendType).open(entry.path, bytes);
+    const source = await this.backendOf(entry.backendType).open(entry.path, bytes);
+    return paced(source, bytes ? bytes.end - bytes.start + 1 : 0);
   }
 
   async list(

@@ -1,5 +1,6 @@
 import { createHash, type Hash } from 'node:crypto';
 import { Transform, type TransformCallback } from 'node:stream';
+import { StreamPacer } from './gc-pacer.js';
 
 /**
  * Pass-through that hashes what flows by, so the ETag (SHA-256) and an
@@ -8,6 +9,7 @@ import { Transform, type TransformCallback } from 'node:stream';
 export class HashingStream extends Transform {
   private readonly sha256: Hash = createHash('sha256');
   private readonly md5: Hash | null;
+  private readonly pacer = new StreamPacer();
 
   constructor(opts: { md5: boolean }) {
     super();
@@ -17,6 +19,8 @@ export class HashingStream extends Transform {
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
     this.sha256.update(chunk);
     this.md5?.update(chunk);
+    // Every upload this instance stores passes here exactly once.
+    this.pacer.add(chunk.length);
     done(null, chunk);
   }
 

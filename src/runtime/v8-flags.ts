@@ -7,7 +7,7 @@
  * them stay allocated until the next scavenge. A 4 MiB semi-space keeps
  * them short-lived: measured here, RSS under a 1 GiB transfer drops by
  * ~30 MiB and 1 MiB GETs get faster (better cache locality), 4 KiB GETs
- * unchanged. Applied by the `callfs` launcher's shebang, `npm start`, and
+ * unchanged (long transfers also pace scavenges: src/core/gc-pacer.ts). Applied by the `callfs` launcher's shebang, `npm start`, and
  * to forked workers; NODE_OPTIONS or explicit flags win.
  */
 export const SEMI_SPACE_FLAG = '--max-semi-space-size=4';
