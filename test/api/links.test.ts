@@ -54,6 +54,18 @@ describe.each(STORES)('links API (%s)', (store) => {
     await expectError(await download(link.token), 410, 'LINK_USED');
   });
 
+  it('HEAD on a link → 405 with Allow: GET, and the link stays unspent', async () => {
+    const path = `${uniq('link')}/head.txt`;
+    await api.create(path, 'kept for the GET');
+    const link = await generate(path);
+    const head = await fetch(link.url, { method: 'HEAD' });
+    expect(head.status).toBe(405);
+    expect(head.headers.get('allow')).toBe('GET');
+    const get = await download(link.token);
+    expect(get.status).toBe(200);
+    expect(await get.text()).toBe('kept for the GET');
+  });
+
   it('a non-ASCII file name gets an ASCII fallback and the UTF-8 name', async () => {
     const path = `${uniq('link')}/résumé "final".pdf`;
     await api.create(path, 'pdf');

@@ -191,8 +191,9 @@ function rules(api: ReturnType<typeof useServer>): Record<string, Rule> {
       expect: PUBLIC,
       trial: async (fx) => ({ path: `/download/${await fx.token()}` }),
     },
+    // Refused for everyone, so a HEAD never spends a single-use link.
     'HEAD /download/:token': {
-      expect: PUBLIC,
+      expect: { none: 405, wrong: 405, other: 405, internal: 405, owner: 405 },
       trial: async (fx) => ({ path: `/download/${await fx.token()}` }),
     },
     'GET /debug/vars': simple('/debug/vars', user(200)),

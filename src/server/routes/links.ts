@@ -1,6 +1,7 @@
 import type Router from '@koa/router';
 import type { Next } from 'koa';
 import { z } from 'zod';
+import { CallFSError } from '../../core/errors.js';
 import { normalise } from '../../core/paths.js';
 import { Engine } from '../../core/engine.js';
 import type { LinkService } from '../../links/service.js';
@@ -36,6 +37,13 @@ export function linkRoutes(
   });
 
   router.get('/download/:token', ...guards.download, async (ctx) => {
+    // A link is single-use and a HEAD would spend it without the bytes (as
+    // S3's presigned GET URLs, it is good for GET only).
+    if (ctx.method === 'HEAD') {
+      throw new CallFSError('METHOD_NOT_ALLOWED', 'download links answer GET only', {
+        headers: { Allow: 'GET' },
+      });
+    }
     const { entry, body } = await links.consume(String(ctx.params.token));
     ctx.set('Content-Disposition', attachment(Engine.fileName(entry.path)));
     ctx.set('Cache-Control', 'no-store');
