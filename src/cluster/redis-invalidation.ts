@@ -7,8 +7,11 @@ const CHANNEL = 'callfs:invalidate';
 
 /**
  * Cache invalidation across instances (and across the workers of each, since
- * every process subscribes) over Redis pub/sub. A lost message costs at most
- * the cache TTL of staleness; while Redis is down no write can happen anyway.
+ * every process subscribes) over Redis pub/sub. Pub/sub delivers only to
+ * connected subscribers, and after a Redis restart another process's
+ * publisher may be back (and writing) before this subscriber has joined
+ * again: so this process is "not hearing" from the moment its subscription
+ * is lost until SUBSCRIBE succeeds again, and says so to its cache.
  */
 export class RedisInvalidationBus implements InvalidationBus {
   private readonly origin = randomUUID();
@@ -30,12 +33,19 @@ export class RedisInvalidationBus implements InvalidationBus {
       });
   }
 
-  subscribe(handler: (msg: Invalidation) => void): void {
+  subscribe(handler: (msg: Invalidation) => void, hearing?: (on: boolean) => void): void {
+    // Deaf until the first SUBSCRIBE has succeeded.
+    hearing?.(false);
     // The connection has no offline queue, so a SUBSCRIBE sent before it is
     // ready fails (and ioredis only re-subscribes channels that succeeded):
     // subscribe on every (re)connect; a repeated SUBSCRIBE is harmless.
-    const join = () => void this.subscriber.subscribe(CHANNEL).catch(() => undefined);
+    const join = () =>
+      void this.subscriber.subscribe(CHANNEL).then(
+        () => hearing?.(true),
+        () => undefined,
+      );
     this.subscriber.on('ready', join);
+    this.subscriber.on('close', () => hearing?.(false));
     if (this.subscriber.status === 'ready') join();
     this.subscriber.on('message', (channel: string, raw: string) => {
       if (channel !== CHANNEL) return;

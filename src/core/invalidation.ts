@@ -11,7 +11,13 @@ export interface Invalidation {
 
 export interface InvalidationBus {
   publish(msg: Invalidation): void;
-  subscribe(handler: (msg: Invalidation) => void): void;
+  /**
+   * `handler` gets the invalidations of other processes. A bus that can miss
+   * messages (a lost connection) calls `hearing(false)` when it may start
+   * missing them and `hearing(true)` once it hears everything again, so a
+   * cache can stop trusting itself in between.
+   */
+  subscribe(handler: (msg: Invalidation) => void, hearing?: (on: boolean) => void): void;
   close(): Promise<void>;
 }
 

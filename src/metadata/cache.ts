@@ -11,6 +11,8 @@ const CACHE_TYPE = 'metadata';
  */
 export class MetadataCache {
   private readonly lru: LRUCache<string, Entry> | null;
+  /** False while invalidations may be missed: then nothing is served or kept. */
+  private trusted = true;
 
   constructor(opts: { maxEntries: number; ttlMs: number; enabled: boolean }) {
     this.lru =
@@ -28,14 +30,14 @@ export class MetadataCache {
   }
 
   get(path: string): Entry | undefined {
-    if (!this.lru) return undefined;
+    if (!this.lru || !this.trusted) return undefined;
     const hit = this.lru.get(path);
     cacheOps.inc({ operation: hit ? 'hit' : 'miss', cache_type: CACHE_TYPE });
     return hit;
   }
 
   set(entry: Entry): void {
-    if (!this.lru) return;
+    if (!this.lru || !this.trusted) return;
     this.lru.set(entry.path, entry);
     cacheOps.inc({ operation: 'update', cache_type: CACHE_TYPE });
     cacheSize.set({ cache_type: CACHE_TYPE }, this.lru.size);
@@ -50,6 +52,18 @@ export class MetadataCache {
       for (const key of this.lru.keys()) if (key.startsWith(prefix)) this.lru.delete(key);
     }
     cacheSize.set({ cache_type: CACHE_TYPE }, this.lru.size);
+  }
+
+  /**
+   * The invalidation bus lost (false) or regained (true) its hearing. Either
+   * way the entries held may have missed a change: all are dropped, and
+   * none are kept until it hears again.
+   */
+  setTrusted(trusted: boolean): void {
+    this.trusted = trusted;
+    if (!this.lru) return;
+    this.lru.clear();
+    cacheSize.set({ cache_type: CACHE_TYPE }, 0);
   }
 
   get size(): number {

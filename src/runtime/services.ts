@@ -122,7 +122,10 @@ export async function buildServices({
     maxFileBytes: config.cache.content_max_file_size,
   });
   const invalidation = cluster?.invalidation ?? shared.invalidation ?? new LocalInvalidationBus();
-  invalidation.subscribe((m) => cache.invalidate(m.path, m.subtree));
+  invalidation.subscribe(
+    (m) => cache.invalidate(m.path, m.subtree),
+    (hearing) => cache.setTrusted(hearing),
+  );
   const engine = new Engine({
     store,
     cache,
