@@ -135,7 +135,12 @@ describe('S3Backend specifics', () => {
         while (next < names.length) {
           const name = names[next++] as string;
           await client.send(
-            new PutObjectCommand({ Bucket: bucket, Key: `${prefix}dir/${name}`, Body: '' }),
+            new PutObjectCommand({
+              Bucket: bucket,
+              Key: `${prefix}dir/${name}`,
+              Body: Buffer.alloc(0),
+              ContentLength: 0,
+            }),
           );
         }
       }),

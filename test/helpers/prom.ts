@@ -21,10 +21,16 @@ export function seriesKey(name: string, labels: Record<string, string> = {}): st
   return parts.length === 0 ? name : `${name}{${parts.join(',')}}`;
 }
 
+/**
+ * Prometheus reads sample values with Go's strconv.ParseFloat, which takes
+ * NaN and Inf in any case; prom-client writes "Nan" (e.g. an event-loop lag
+ * mean before the first sample), so this parser takes what Prometheus takes.
+ */
 function parseValue(raw: string, line: string): number {
-  if (raw === '+Inf') return Infinity;
-  if (raw === '-Inf') return -Infinity;
-  if (raw === 'NaN') return NaN;
+  const special = raw.toLowerCase();
+  if (special === '+inf' || special === 'inf') return Infinity;
+  if (special === '-inf') return -Infinity;
+  if (special === 'nan') return NaN;
   const n = Number(raw);
   if (raw === '' || Number.isNaN(n)) throw new Error(`bad sample value in: ${line}`);
   return n;

@@ -339,53 +339,90 @@ const median = (xs: number[]) => {
   return s[Math.floor(s.length / 2)] ?? 0;
 };
 
+/**
+ * Warm-up of the soak. RSS under load is a high-water mark: it rises in
+ * steps whenever the V8 heap (45–85 MiB here between major GCs) and the
+ * external memory (the content cache plus dead request buffers awaiting a
+ * GC, 50–80 MiB) peak together, and glibc keeps the pages. Measured here at
+ * ~300 ops/s: ~100 MiB idle, ~240–255 MiB after 130–250 s, then flat to
+ * 400 s (+1 %). So the same load runs until every instance's RSS rose < 3 %
+ * over the last 60 s (at least 60 s, at most 300 s), and growth is
+ * measured after that. A leak never levels off: it runs into the cap and
+ * fails the measure.
+ */
+const WARMUP_MIN_MS = 60_000;
+const WARMUP_FLAT_MS = 60_000;
+const WARMUP_FLAT_RATIO = 1.03;
+
+function levelledOff(samples: Array<{ t: number; rss: number[] }>, now: number): boolean {
+  if (now < WARMUP_MIN_MS) return false;
+  const before = samples.filter((x) => x.t < now - WARMUP_FLAT_MS);
+  const recent = samples.filter((x) => x.t >= now - WARMUP_FLAT_MS);
+  return cluster.nodes.every((_, i) => {
+    const old = Math.max(...before.map((x) => x.rss[i] as number));
+    const top = Math.max(...recent.map((x) => x.rss[i] as number));
+    return top <= old * WARMUP_FLAT_RATIO;
+  });
+}
+
 describe('soak', () => {
-  it(`${soakSeconds()} s of mixed load on 3 instances: zero 5xx, zero lost writes, RSS growth < 10%`, async ({
+  it(`${soakSeconds()} s of mixed load on 3 instances after warm-up: zero 5xx, zero lost writes, RSS growth < 10%`, async ({
     task,
   }) => {
     await cluster.converge();
     const seconds = soakSeconds();
+    // The short CI soak reports growth only, so its warm-up is short too.
+    const warmupMaxMs = (seconds >= 60 ? 300 : 20) * 1000;
     const ledger = new Ledger();
-    const end = Date.now() + seconds * 1000;
     const pick = () => cluster.nodes[Math.floor(rand() * 3)] as ClusterNode;
     const samples: Array<{ t: number; rss: number[] }> = [];
     const started = Date.now();
+    let measureFrom = Infinity; // ms since start; set when the warm-up ends
+    let opsAtMeasure = 0;
+    const end = () => Date.now() - started >= measureFrom + seconds * 1000;
     const sampler = (async () => {
-      while (Date.now() < end) {
-        samples.push({ t: Date.now() - started, rss: cluster.nodes.map(rssBytes) });
+      while (!end()) {
+        const t = Date.now() - started;
+        samples.push({ t, rss: cluster.nodes.map(rssBytes) });
+        if (measureFrom === Infinity && (levelledOff(samples, t) || t >= warmupMaxMs)) {
+          measureFrom = t;
+          opsAtMeasure = ledger.ops;
+        }
         await sleep(250);
       }
     })();
     await Promise.all([
-      ...Array.from({ length: 6 }, (_, i) => lane(100 + i, ledger, () => Date.now() >= end, pick)),
+      ...Array.from({ length: 6 }, (_, i) => lane(100 + i, ledger, end, pick)),
       sampler,
     ]);
     const lost = await ledger.lostWrites(cluster.nodes);
-    // Warm-up: the first 40 %. Growth after it: the median of the last fifth of the run
-    // against the highest RSS seen during the warm-up.
-    const warm = seconds * 1000 * 0.4;
-    const k = Math.max(2, Math.floor(samples.length / 5));
+    // Growth: the median of the last fifth of the measured run against the
+    // highest RSS of the warm-up.
+    const measured = samples.filter((x) => x.t >= measureFrom);
+    const k = Math.max(2, Math.floor(measured.length / 5));
     const growth = cluster.nodes.map((_, i) => {
-      const base = Math.max(...samples.filter((x) => x.t < warm).map((x) => x.rss[i] as number));
-      const last = median(samples.slice(-k).map((x) => x.rss[i] as number));
+      const base = Math.max(
+        ...samples.filter((x) => x.t < measureFrom).map((x) => x.rss[i] as number),
+      );
+      const last = median(measured.slice(-k).map((x) => x.rss[i] as number));
       return (last - base) / base;
     });
     const mib = (b: number) => (b / 2 ** 20).toFixed(0);
     const heap = await Promise.all(
       cluster.nodes.map((n) => n.metric('nodejs_heap_size_used_bytes')),
     );
+    const warmup = `${(measureFrom / 1000).toFixed(0)} s warm-up${measureFrom >= warmupMaxMs ? ' (cap)' : ''}`;
     record(task, `soak ${seconds} s, 3 instances`, {
       operations: ledger.ops,
       lostWrites: lost.length,
       serverErrors: ledger.bad5xx.length + ledger.clear503,
-      detail: `${Math.round(ledger.ops / seconds)} ops/s, RSS growth ${growth.map((g) => `${(g * 100).toFixed(1)}%`).join(' / ')} (now ${cluster.nodes.map((n) => mib(rssBytes(n))).join(' / ')} MiB, JS heap used ${heap.map(mib).join(' / ')} MiB), ${ledger.connErrors} connection errors`,
+      detail: `${Math.round((ledger.ops - opsAtMeasure) / seconds)} ops/s after ${warmup}, RSS growth ${growth.map((g) => `${(g * 100).toFixed(1)}%`).join(' / ')} (now ${cluster.nodes.map((n) => mib(rssBytes(n))).join(' / ')} MiB, JS heap used ${heap.map(mib).join(' / ')} MiB), ${ledger.connErrors} connection errors`,
     });
     expect(ledger.bad5xx).toEqual([]);
     expect(ledger.clear503).toBe(0);
     expect(ledger.connErrors).toBe(0);
     expect(lost).toEqual([]);
-    // The RSS bound holds for the full soak; a short CI soak ends inside V8's own warm-up
-    // (its heap grows lazily for a minute or more), so there the growth is reported only.
+    // The bound is asserted in the full soak; the short CI one reports it.
     if (seconds >= 60) for (const g of growth) expect(g).toBeLessThan(0.1);
   }, 900_000);
 });
