@@ -152,11 +152,8 @@ export class Engine {
 
   /** Entry by path, through the cache. FILE_NOT_FOUND when absent. */
   async stat(path: string): Promise<Entry> {
-    const cached = this.o.cache.get(path);
-    if (cached) return cached;
-    const entry = await this.o.store.get(path);
+    const entry = await this.o.cache.readThrough(path, () => this.o.store.get(path));
     if (!entry) throw errors.notFound(path);
-    this.o.cache.set(entry);
     return entry;
   }
 

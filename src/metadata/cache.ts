@@ -13,6 +13,11 @@ export class MetadataCache {
   private readonly lru: LRUCache<string, Entry> | null;
   /** False while invalidations may be missed: then nothing is served or kept. */
   private trusted = true;
+  /**
+   * Counts invalidations and changes of trust. A read-through fill started
+   * before one of them may carry what it dropped, so it is not kept.
+   */
+  private epoch = 0;
 
   constructor(opts: { maxEntries: number; ttlMs: number; enabled: boolean }) {
     this.lru =
@@ -36,6 +41,21 @@ export class MetadataCache {
     return hit;
   }
 
+  /**
+   * `path`'s entry from the cache, or from `load` (the store). What `load`
+   * returns is kept only if no invalidation arrived while it ran: a read that
+   * raced another instance's write would otherwise keep the old entry.
+   */
+  async readThrough(path: string, load: () => Promise<Entry | null>): Promise<Entry | null> {
+    const hit = this.get(path);
+    if (hit) return hit;
+    const epoch = this.epoch;
+    const entry = await load();
+    if (entry && epoch === this.epoch) this.set(entry);
+    return entry;
+  }
+
+  /** Keeps `entry` (write-through of this process's own commit, made under the path's lock). */
   set(entry: Entry): void {
     if (!this.lru || !this.trusted) return;
     this.lru.set(entry.path, entry);
@@ -45,6 +65,7 @@ export class MetadataCache {
 
   /** Drops `path`; with `subtree`, everything below it too (directory moves). */
   invalidate(path: string, subtree = false): void {
+    this.epoch++;
     if (!this.lru) return;
     this.lru.delete(path);
     if (subtree) {
@@ -55,13 +76,14 @@ export class MetadataCache {
   }
 
   /**
-   * The invalidation bus lost (false) or regained (true) its hearing. Either
-   * way the entries held may have missed a change: all are dropped, and
-   * none are kept until it hears again.
+   * The invalidation bus lost (false) or regained (true) its hearing. On
+   * losing it the entries held may miss a change: all are dropped, and none
+   * are kept until it hears again; fills read while deaf are not kept either.
    */
   setTrusted(trusted: boolean): void {
     this.trusted = trusted;
-    if (!this.lru) return;
+    this.epoch++;
+    if (!this.lru || trusted) return;
     this.lru.clear();
     cacheSize.set({ cache_type: CACHE_TYPE }, 0);
   }

@@ -5,32 +5,19 @@
  * whose subscriber rejoins after another instance wrote serves the old
  * entry (old size, old ETag) until the cache TTL.
  */
-import type { Redis } from 'ioredis';
 import pino from 'pino';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { RedisInvalidationBus } from '../../src/cluster/redis-invalidation.js';
-import { connectRedis, waitReady } from '../../src/cluster/redis.js';
 import type { Invalidation } from '../../src/core/invalidation.js';
 import { MetadataCache } from '../../src/metadata/cache.js';
 import type { Entry } from '../../src/metadata/types.js';
 import { eventually, sleep } from '../helpers/api.js';
-import { startRedis, type RedisHandle } from '../helpers/services.js';
+import { redisForSuite } from '../helpers/redis-suite.js';
 
-let redis: RedisHandle;
-const connections: Redis[] = [];
-beforeAll(async () => {
-  redis = await startRedis();
-});
-afterAll(async () => {
-  for (const c of connections) c.disconnect();
-  await redis?.stop();
-});
+const redis = redisForSuite();
 
 async function bus(): Promise<RedisInvalidationBus> {
-  const pub = connectRedis(redis.url, '');
-  const sub = connectRedis(redis.url, '');
-  connections.push(pub, sub);
-  await Promise.all([waitReady(pub, 5000), waitReady(sub, 5000)]);
+  const [pub, sub] = await Promise.all([redis.connect(), redis.connect()]);
   return new RedisInvalidationBus(pub, sub, pino({ level: 'silent' }));
 }
 
@@ -51,6 +38,22 @@ it('a cache that cannot trust itself serves and keeps nothing, and starts empty 
   expect(cache.get('/c')?.path).toBe('/c');
 });
 
+it('a read-through fill that raced an invalidation is returned but not kept', async () => {
+  const cache = new MetadataCache({ maxEntries: 10, ttlMs: 60_000, enabled: true });
+  let release!: () => void;
+  const slowRead = cache.readThrough('/a', async () => {
+    await new Promise<void>((r) => (release = r));
+    return entry('/a'); // read before the write below committed: old
+  });
+  cache.invalidate('/a'); // another instance's write lands meanwhile
+  release();
+  expect((await slowRead)?.path).toBe('/a');
+  expect(cache.get('/a')).toBeUndefined();
+  // An undisturbed fill is kept.
+  await cache.readThrough('/a', async () => entry('/a'));
+  expect(cache.get('/a')?.path).toBe('/a');
+});
+
 it('the subscriber reports when it stops and starts hearing, across a Redis outage', async () => {
   const writer = await bus();
   const reader = await bus();
@@ -66,9 +69,9 @@ it('the subscriber reports when it stops and starts hearing, across a Redis outa
   writer.publish({ path: '/before', subtree: false });
   await eventually(() => expect(heard).toEqual([{ path: '/before', subtree: false }]), 5000);
 
-  await redis.down();
+  await redis.server().down();
   await eventually(() => expect(hearing.at(-1)).toBe(false), 5000);
-  await redis.up();
+  await redis.server().up();
   await eventually(() => expect(hearing.at(-1)).toBe(true), 10_000);
   expect(hearing.slice(0, 3)).toEqual([false, true, false]);
 
