@@ -1,43 +1,27 @@
-import type { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connectRedis, waitReady } from '../../src/cluster/redis.js';
+import { describe, expect, it } from 'vitest';
+import { waitReady } from '../../src/cluster/redis.js';
 import { RedisLockManager } from '../../src/cluster/redis-locks.js';
 import { LocalLockManager } from '../../src/core/local-locks.js';
-import { startRedis, type RedisHandle } from '../helpers/services.js';
+import { redisForSuite } from '../helpers/redis-suite.js';
 import { lockContract } from './lock.contract.js';
 
 lockContract('local', async () => new LocalLockManager());
 
-let redisServer: RedisHandle;
-const clients: Redis[] = [];
-beforeAll(async () => {
-  redisServer = await startRedis();
-});
-afterAll(async () => {
-  for (const c of clients) c.disconnect();
-  await redisServer?.stop();
-});
+const redis = redisForSuite();
 
-lockContract('redis', async () => {
-  const client = connectRedis(redisServer.url, '');
-  clients.push(client);
-  await waitReady(client, 5000);
-  return new RedisLockManager(client);
-});
+lockContract('redis', async () => new RedisLockManager(await redis.connect()));
 
 describe('RedisLockManager specifics', () => {
   it('refuses at once with 503 while Redis is down, and works again after', async () => {
-    const client = connectRedis(redisServer.url, '');
-    clients.push(client);
-    await waitReady(client, 5000);
+    const client = await redis.connect();
     const locks = new RedisLockManager(client);
-    await redisServer.down();
+    await redis.server().down();
     const started = Date.now();
     await expect(locks.acquire('/down', { ttlMs: 10_000, waitMs: 10_000 })).rejects.toMatchObject({
       code: 'SERVICE_UNAVAILABLE',
     });
     expect(Date.now() - started).toBeLessThan(1000);
-    await redisServer.up();
+    await redis.server().up();
     await waitReady(client, 10_000);
     await (await locks.acquire('/down', { ttlMs: 10_000, waitMs: 0 })).release();
     expect(locks.activeCount()).toBe(0);
