@@ -4,18 +4,23 @@
  * instance), relays cache invalidations, and answers merged-metrics requests.
  */
 import type { Invalidation } from '../core/invalidation.js';
+import type { MetricsPart } from './metrics-gather.js';
 
 export type WorkerToPrimary =
   | { t: 'lock.acquire'; id: number; key: string; ttlMs: number; waitMs: number }
   | { t: 'lock.release'; id: number }
   | { t: 'invalidate'; msg: Invalidation }
-  | { t: 'metrics'; id: number };
+  | { t: 'metrics'; id: number }
+  | { t: 'metrics.part'; scrape: number; part: MetricsPart };
 
 export type PrimaryToWorker =
   | { t: 'lock.granted'; id: number }
   | { t: 'lock.failed'; id: number; code: 'LOCK_TIMEOUT' | 'SERVICE_UNAVAILABLE'; message: string }
   | { t: 'invalidate'; msg: Invalidation }
   | { t: 'metrics'; id: number; contentType: string; body: string }
+  | { t: 'metrics.failed'; id: number; message: string }
+  // Not `id`: that field marks a reply to the worker's own request.
+  | { t: 'metrics.collect'; scrape: number }
   | { t: 'shutdown' };
 
 const KINDS = new Set([
@@ -23,12 +28,15 @@ const KINDS = new Set([
   'lock.release',
   'invalidate',
   'metrics',
+  'metrics.part',
+  'metrics.failed',
+  'metrics.collect',
   'lock.granted',
   'lock.failed',
   'shutdown',
 ]);
 
-/** Our messages carry a `t` we know; prom-client's own IPC messages do not. */
+/** Our messages carry a `t` we know; anything else on the channel is not ours. */
 export function isCallFSMessage<T extends { t: string }>(m: unknown): m is T {
   return typeof m === 'object' && m !== null && KINDS.has((m as { t?: unknown }).t as string);
 }

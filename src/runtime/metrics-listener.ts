@@ -1,11 +1,22 @@
 import http from 'node:http';
 import { parseListenAddr } from '../config/rules.js';
+import { CallFSError, ERROR_STATUS } from '../core/errors.js';
 import type { KeyRing } from '../core/keyring.js';
 import type { Logger } from '../observability/logger.js';
 
-const json = (res: http.ServerResponse, status: number, code: string, message: string) =>
+const json = (
+  res: http.ServerResponse,
+  status: number,
+  code: string,
+  message: string,
+  headers: Record<string, string> = {},
+) =>
   res
-    .writeHead(status, { 'Content-Type': 'application/json', 'X-Content-Type-Options': 'nosniff' })
+    .writeHead(status, {
+      ...headers,
+      'Content-Type': 'application/json',
+      'X-Content-Type-Options': 'nosniff',
+    })
     .end(JSON.stringify({ code, message }));
 
 /**
@@ -34,7 +45,9 @@ export function startMetricsListener(opts: {
       ({ contentType, body }) => res.writeHead(200, { 'Content-Type': contentType }).end(body),
       (err: unknown) => {
         opts.log.error({ err }, 'metrics rendering failed');
-        json(res, 500, 'INTERNAL_ERROR', 'internal server error');
+        if (err instanceof CallFSError) {
+          json(res, ERROR_STATUS[err.code], err.code, err.message, err.headers);
+        } else json(res, 500, 'INTERNAL_ERROR', 'internal server error');
       },
     );
   });

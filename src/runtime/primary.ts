@@ -1,11 +1,11 @@
 import cluster, { type Worker } from 'node:cluster';
 import { once } from 'node:events';
-import { AggregatorRegistry } from 'prom-client';
 import type { LoadedConfig } from '../config/load.js';
 import { KeyRing } from '../core/keyring.js';
 import { LocalLockManager } from '../core/local-locks.js';
 import type { Lock } from '../core/locks.js';
 import { CallFSError } from '../core/errors.js';
+import { MetricsGatherer } from './metrics-gather.js';
 import { startMetricsListener } from './metrics-listener.js';
 import { withDefaultV8Flags } from './v8-flags.js';
 import { isCallFSMessage, type PrimaryToWorker, type WorkerToPrimary } from './ipc.js';
@@ -37,7 +37,7 @@ export async function runPrimary(
     await setup.close();
   }
 
-  const aggregator = new AggregatorRegistry();
+  const gatherer = new MetricsGatherer();
   const locks = new LocalLockManager();
   const held = new Map<string, Lock>();
   const restarts = new Map<number, number[]>();
@@ -46,6 +46,15 @@ export async function runPrimary(
   const send = (w: Worker, m: PrimaryToWorker) => {
     if (w.isConnected()) w.send(m);
   };
+  const mergedMetrics = () =>
+    gatherer.gather(
+      Object.values(cluster.workers ?? {})
+        .filter((w): w is Worker => w !== undefined && w.isConnected())
+        .map((w) => ({
+          id: w.id,
+          ask: (scrape: number) => send(w, { t: 'metrics.collect', scrape }),
+        })),
+    );
 
   const onMessage = (w: Worker, m: unknown) => {
     if (!isCallFSMessage<WorkerToPrimary>(m)) return;
@@ -78,13 +87,16 @@ export async function runPrimary(
         }
         break;
       case 'metrics':
-        aggregator.clusterMetrics().then(
-          (body) => send(w, { t: 'metrics', id: m.id, contentType: aggregator.contentType, body }),
+        mergedMetrics().then(
+          (body) => send(w, { t: 'metrics', id: m.id, contentType: gatherer.contentType, body }),
           (err: unknown) => {
             log.error({ err }, 'metrics aggregation failed');
-            send(w, { t: 'metrics', id: m.id, contentType: 'text/plain', body: '' });
+            send(w, { t: 'metrics.failed', id: m.id, message: (err as Error).message });
           },
         );
+        break;
+      case 'metrics.part':
+        gatherer.received(w.id, m.scrape, m.part);
         break;
     }
   };
@@ -93,6 +105,14 @@ export async function runPrimary(
   const fork = (slot: number) => {
     const w = cluster.fork({ CALLFS_WORKER_SLOT: String(slot) });
     w.on('message', (m: unknown) => onMessage(w, m));
+    // A worker killed outright still looks connected until its channel's EOF is read; a
+    // send in that gap fails with EPIPE, emitted here. Unhandled, it would kill the
+    // primary and every other worker with it. The 'exit' below does the rest.
+    w.on('error', (err: NodeJS.ErrnoException) => {
+      log.warn({ slot, pid: w.process.pid, code: err.code }, 'worker channel failed');
+      gatherer.gone(w.id);
+    });
+    w.once('disconnect', () => gatherer.gone(w.id));
     w.once('exit', (code, signal) => {
       // A dead worker's locks die with it, so its waiters are not stuck until the TTL.
       for (const [key, lock] of held) {
@@ -133,10 +153,7 @@ export async function runPrimary(
       ? null
       : startMetricsListener({
           addr: metrics.listen_addr,
-          render: async () => ({
-            contentType: aggregator.contentType,
-            body: await aggregator.clusterMetrics(),
-          }),
+          render: async () => ({ contentType: gatherer.contentType, body: await mergedMetrics() }),
           keys: metrics.require_auth ? new KeyRing(users, '') : null,
           log,
         });

@@ -1,4 +1,4 @@
-import { AggregatorRegistry } from 'prom-client';
+import { CallFSError } from '../core/errors.js';
 import type { LoadedConfig } from '../config/load.js';
 import { registry } from '../observability/metrics.js';
 import { IpcInvalidationBus, IpcLockManager, PrimaryChannel } from './ipc-worker.js';
@@ -9,10 +9,15 @@ import { serve } from './server.js';
  * metrics go through the primary; stops when the primary says so.
  */
 export async function runWorker(loaded: LoadedConfig): Promise<void> {
-  // Installs prom-client's worker-side handler: the primary collects `registry` from here.
-  new AggregatorRegistry();
-  AggregatorRegistry.setRegistries([registry]);
   const channel = new PrimaryChannel();
+  channel.on((m) => {
+    if (m.t !== 'metrics.collect') return;
+    // A registry that fails to collect sends nothing: that scrape times out as a 503.
+    registry.getMetricsAsJSON().then(
+      (part) => channel.send({ t: 'metrics.part', scrape: m.scrape, part }),
+      () => undefined,
+    );
+  });
   // Listen for "stop" before starting: a worker forked just before the primary's
   // SIGTERM gets the shutdown message while still starting, and must not miss it.
   let stop: (() => void) | null = null;
@@ -35,9 +40,12 @@ export async function runWorker(loaded: LoadedConfig): Promise<void> {
     shared: { locks: new IpcLockManager(channel), invalidation: new IpcInvalidationBus(channel) },
     renderMetrics: async () => {
       const reply = await channel.request((id) => ({ t: 'metrics', id }));
-      return reply.t === 'metrics'
-        ? { contentType: reply.contentType, body: reply.body }
-        : { contentType: 'text/plain', body: '' };
+      if (reply.t === 'metrics') return { contentType: reply.contentType, body: reply.body };
+      throw new CallFSError(
+        'SERVICE_UNAVAILABLE',
+        reply.t === 'metrics.failed' ? reply.message : 'metrics unavailable',
+        { headers: { 'Retry-After': '1' } },
+      );
     },
   });
   let stopping = false;
