@@ -14,24 +14,26 @@ async function part(n: number): Promise<MetricsPart> {
   return registry.getMetricsAsJSON();
 }
 
-/** Workers 1..n that record the scrape ids they were asked for. */
-function workers(n: number) {
+/**
+ * A gatherer with workers 1..n that record the scrape ids they were asked
+ * for, and one scrape begun: its body and id.
+ */
+function begin(n: number, timeoutMs = 5_000) {
+  const g = new MetricsGatherer(timeoutMs);
   const asked = new Map<number, number[]>();
   const sources = Array.from({ length: n }, (_, i) => ({
     id: i + 1,
     ask: (scrape: number) => asked.set(i + 1, [...(asked.get(i + 1) ?? []), scrape]),
   }));
-  return { sources, asked };
+  const body = g.gather(sources);
+  return { g, sources, asked, body, id: asked.get(1)?.[0] as number };
 }
 
 const total = (body: string) => /^callfs_test_total (\d+)$/m.exec(body)?.[1];
 
 describe('MetricsGatherer', () => {
   it('sums the parts of every worker', async () => {
-    const g = new MetricsGatherer();
-    const { sources, asked } = workers(2);
-    const body = g.gather(sources);
-    const id = asked.get(1)?.[0] as number;
+    const { g, asked, body, id } = begin(2);
     expect(asked.get(2)).toEqual([id]);
     g.received(1, id, await part(3));
     g.received(2, id, await part(4));
@@ -39,10 +41,7 @@ describe('MetricsGatherer', () => {
   });
 
   it('answers with the survivors when a worker is gone mid-scrape', async () => {
-    const g = new MetricsGatherer();
-    const { sources, asked } = workers(3);
-    const body = g.gather(sources);
-    const id = asked.get(1)?.[0] as number;
+    const { g, body, id } = begin(3);
     g.received(1, id, await part(5));
     g.gone(2);
     g.received(3, id, await part(1));
@@ -55,10 +54,7 @@ describe('MetricsGatherer', () => {
   });
 
   it('fails the scrape with SERVICE_UNAVAILABLE when a live worker stays silent', async () => {
-    const g = new MetricsGatherer(50);
-    const { sources, asked } = workers(2);
-    const body = g.gather(sources);
-    const id = asked.get(1)?.[0] as number;
+    const { g, sources, asked, body, id } = begin(2, 50);
     g.received(1, id, await part(1));
     const err = await body.catch((e: unknown) => e);
     expect(err).toBeInstanceOf(CallFSError);
@@ -75,10 +71,7 @@ describe('MetricsGatherer', () => {
   });
 
   it('counts a worker once even if it answers twice', async () => {
-    const g = new MetricsGatherer(50);
-    const { sources, asked } = workers(2);
-    const body = g.gather(sources);
-    const id = asked.get(1)?.[0] as number;
+    const { g, body, id } = begin(2);
     g.received(1, id, await part(1));
     g.received(1, id, await part(1));
     g.received(2, id, await part(1));
