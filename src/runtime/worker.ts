@@ -32,8 +32,8 @@ export async function runWorker(loaded: LoadedConfig): Promise<void> {
   // The primary orchestrates shutdown; a terminal's Ctrl-C reaches the whole group.
   process.on('SIGINT', () => undefined);
   process.on('SIGTERM', requestStop);
-  // Orphaned (primary gone): stop rather than serve without a lock broker.
-  process.on('disconnect', requestStop);
+  // Orphaned (primary gone), node:cluster itself exits the worker at once, so it never
+  // serves without its lock broker; a 'disconnect' listener here would never run.
   const running = await serve(loaded, {
     owner: false,
     print: null,

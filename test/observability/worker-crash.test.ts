@@ -235,3 +235,28 @@ describe('a worker that dies while the primary is not looking', () => {
     expect((await call(srv.url, 'GET', '/health', { key: null })).status).toBe(200);
   });
 });
+
+describe('workers whose primary is killed', () => {
+  it('exit at once, so none serves without its lock broker', async () => {
+    const srv = await startCallFS({ config: { server: { workers: 2 } } });
+    const workers = await waitWorkers(srv, 2);
+    try {
+      const killedAt = Date.now();
+      process.kill(srv.proc.pid as number, 'SIGKILL');
+      // Reparented and reaped by init, or left a zombie where nothing reaps.
+      const gone = (pid: number) => !existsSync(`/proc/${pid}`) || procState(pid) === 'Z';
+      await waitFor('both orphaned workers gone', () => workers.every(gone), 5_000);
+      expect(Date.now() - killedAt).toBeLessThan(2_000);
+      await expect(call(srv.url, 'GET', '/health', { key: null })).rejects.toThrow();
+    } finally {
+      for (const pid of workers) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // gone, as expected
+        }
+      }
+      await srv.stop();
+    }
+  });
+});
