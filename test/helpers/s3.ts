@@ -227,7 +227,19 @@ rgw_frontends = beast endpoint=127.0.0.1:${rgwPort} tcp_nodelay=1
       'default.rgw.buckets.non-ec',
     ];
     // One at a time: parallel ceph CLIs share client.admin's admin socket and fail with EPERM.
-    for (const p of pools) await ceph('osd', 'pool', 'create', p, '8', '8');
+    // Even so, a busy mon now and then refuses one ("problem getting command descriptions
+    // from mon", EPERM): retry; creating a pool that exists is a no-op.
+    for (const p of pools) {
+      for (let attempt = 1; ; attempt++) {
+        const failed = await ceph('osd', 'pool', 'create', p, '8', '8').then(
+          () => null,
+          (err: unknown) => err,
+        );
+        if (!failed) break;
+        if (attempt === 5) throw failed;
+        await sleep(500);
+      }
+    }
     await run('radosgw', ['-n', 'client.rgw.a'], { env });
     const endpoint = `http://127.0.0.1:${rgwPort}`;
     let answering = false;
