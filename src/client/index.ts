@@ -380,8 +380,9 @@ export class CallFSClient {
     return transfer.planUpload(localDir, remoteDir);
   }
 
+  /** What downloadDirectory would copy; refuses (CallFSUnsafePathError) a listing that points outside `localDir`. */
   planDownload(remoteDir: string, localDir: string): Promise<transfer.TransferPlan> {
-    return transfer.planDownload(this, remoteDir, localDir);
+    return transfer.planDownload(this, remotePath(remoteDir), localDir);
   }
 
   /** Copies a local directory tree up (directories, then files). */

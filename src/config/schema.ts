@@ -134,6 +134,8 @@ export const configSchema = z.object({
       link_generate: bucket(20, 20),
       link_download: bucket(10, 10),
       file_ops: bucket(2000, 4000),
+      // Failed authentications per client address: 10 a minute (see server/middleware/auth-failures.ts).
+      auth_failures: bucket(10 / 60, 10),
     })
     .prefault({}),
   cache: z

@@ -10,7 +10,7 @@ import { parseListenAddr } from '../config/rules.js';
 import type { Config } from '../config/schema.js';
 import type { InvalidationBus } from '../core/invalidation.js';
 import type { LockManager } from '../core/locks.js';
-import type { BucketSpec, RateLimiter } from '../core/rate-limit.js';
+import type { BucketSpec, RateLimiter, RateLimitName } from '../core/rate-limit.js';
 import type { Logger } from '../observability/logger.js';
 import type { ReadinessCheck } from '../server/routes/health.js';
 import { VERSION } from '../version.js';
@@ -23,7 +23,7 @@ export interface ClusterParts {
   redis: Redis;
   locks: LockManager | null;
   invalidation: InvalidationBus;
-  limiter(name: string, spec: BucketSpec): RateLimiter;
+  limiter(name: RateLimitName, spec: BucketSpec): RateLimiter;
   registry: Registry;
   proxy: InternalProxy;
   readiness: ReadinessCheck[];

@@ -5,6 +5,7 @@ import { KeyRing } from '../core/keyring.js';
 import { LocalLockManager } from '../core/local-locks.js';
 import type { Lock } from '../core/locks.js';
 import { CallFSError } from '../core/errors.js';
+import { MemoryRateLimiter, type RateLimitName } from '../core/rate-limit.js';
 import { MetricsGatherer } from './metrics-gather.js';
 import { startMetricsListener } from './metrics-listener.js';
 import { withDefaultV8Flags } from './v8-flags.js';
@@ -20,7 +21,9 @@ const SHUTDOWN_DEADLINE_MS = 30_000;
 /**
  * The primary of a multi-worker instance: prepares storage once, forks the
  * workers, restarts dead ones with back-off, brokers locks across them,
- * relays cache invalidations, serves merged metrics and drains on SIGTERM.
+ * holds their rate-limit buckets (without Redis: a Redis cluster keeps them
+ * there), relays cache invalidations, serves merged metrics and drains on
+ * SIGTERM.
  */
 export async function runPrimary(
   loaded: LoadedConfig,
@@ -40,6 +43,14 @@ export async function runPrimary(
   const gatherer = new MetricsGatherer();
   const locks = new LocalLockManager();
   const held = new Map<string, Lock>();
+  // One bucket per key for the whole instance: per-worker buckets would multiply each limit by the worker count.
+  const rl = loaded.config.rate_limit;
+  const buckets: Record<RateLimitName, MemoryRateLimiter> = {
+    link_generate: new MemoryRateLimiter(rl.link_generate),
+    link_download: new MemoryRateLimiter(rl.link_download),
+    file_ops: new MemoryRateLimiter(rl.file_ops),
+    auth_failures: new MemoryRateLimiter(rl.auth_failures),
+  };
   const restarts = new Map<number, number[]>();
   let stopping = false;
 
@@ -81,6 +92,13 @@ export async function runPrimary(
         held.delete(key);
         break;
       }
+      case 'rate.take':
+        send(w, {
+          t: 'rate.granted',
+          id: m.id,
+          ...buckets[m.name].takeUpTo(m.key, m.want, m.unspent),
+        });
+        break;
       case 'invalidate':
         for (const other of Object.values(cluster.workers ?? {})) {
           if (other && other.id !== w.id) send(other, { t: 'invalidate', msg: m.msg });

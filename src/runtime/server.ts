@@ -75,7 +75,7 @@ export interface ServeOptions {
   /** Whether this process may run migrations and recovery (not a cluster worker). */
   owner: boolean;
   print: Print | null;
-  shared?: Pick<BuildOptions, 'locks' | 'invalidation'>;
+  shared?: Pick<BuildOptions, 'locks' | 'invalidation' | 'limiter'>;
 }
 
 /** Builds the services and the app, and listens. One serving process. */

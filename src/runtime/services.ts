@@ -15,13 +15,19 @@ import { LocalInvalidationBus, type InvalidationBus } from '../core/invalidation
 import { KeyRing } from '../core/keyring.js';
 import { LocalLockManager } from '../core/local-locks.js';
 import type { LockManager } from '../core/locks.js';
-import { MemoryRateLimiter, type BucketSpec, type RateLimiter } from '../core/rate-limit.js';
+import {
+  MemoryRateLimiter,
+  type BucketSpec,
+  type RateLimiter,
+  type RateLimitName,
+} from '../core/rate-limit.js';
 import { LinkService } from '../links/service.js';
 import { MetadataCache } from '../metadata/cache.js';
 import { createMetadataStore } from '../metadata/index.js';
 import { instrumentStore } from '../metadata/instrumented.js';
 import type { MetadataStore } from '../metadata/types.js';
 import type { AppDeps } from '../server/app.js';
+import { AuthFailures } from '../server/middleware/auth-failures.js';
 import { buildClusterParts } from './cluster-services.js';
 import { persistentSecret } from './secrets.js';
 
@@ -42,9 +48,10 @@ export interface BuildOptions {
   log: Logger;
   /** Keys resolved by the runtime (config, or the quickstart's generated key). */
   users: Array<{ user: string; key: string }>;
-  /** Workers of a multi-process instance lock and invalidate through the primary. */
+  /** Workers of a multi-process instance lock, invalidate and rate-limit through the primary. */
   locks?: LockManager;
   invalidation?: InvalidationBus;
+  limiter?: (name: RateLimitName, spec: BucketSpec) => RateLimiter;
   /** Served over TLS (the advertised peer URL follows). */
   https?: boolean;
 }
@@ -146,8 +153,9 @@ export async function buildServices({
     config.auth.single_use_link_secret || persistentSecret(root, 'link-secret').value;
   const links = new LinkService(engine, store, linkSecret, config.server.external_url);
   const rl = config.rate_limit;
-  const limiter = (name: string, spec: BucketSpec): RateLimiter =>
-    cluster ? cluster.limiter(name, spec) : new MemoryRateLimiter(spec);
+  // Buckets hold per cluster (Redis), else per instance (the primary's, for its workers).
+  const limiter = (name: RateLimitName, spec: BucketSpec): RateLimiter =>
+    cluster?.limiter(name, spec) ?? shared.limiter?.(name, spec) ?? new MemoryRateLimiter(spec);
   const limiters = rl.enabled
     ? {
         linkGenerate: limiter('link_generate', rl.link_generate),
@@ -155,6 +163,11 @@ export async function buildServices({
         fileOps: limiter('file_ops', rl.file_ops),
       }
     : null;
+  const authFailures = new AuthFailures(
+    rl.enabled ? limiter('auth_failures', rl.auth_failures) : null,
+    rl.auth_failures,
+    log,
+  );
   const keys = new KeyRing(
     users.length > 0 ? users : identities(config),
     config.auth.internal_proxy_secret,
@@ -174,6 +187,7 @@ export async function buildServices({
       proxy: cluster?.proxy ?? null,
       log,
       limiters,
+      authFailures,
       diagnostics: () => ({
         pid: process.pid,
         instance_id: instanceId,
@@ -199,6 +213,7 @@ export async function buildServices({
       await cluster?.start();
     },
     async close() {
+      authFailures.close();
       await cluster?.close();
       await locks.close();
       await invalidation.close();

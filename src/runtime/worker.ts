@@ -1,12 +1,19 @@
 import { CallFSError } from '../core/errors.js';
 import type { LoadedConfig } from '../config/load.js';
 import { registry } from '../observability/metrics.js';
-import { IpcInvalidationBus, IpcLockManager, PrimaryChannel } from './ipc-worker.js';
+import {
+  IpcInvalidationBus,
+  IpcLockManager,
+  IpcRateLimiter,
+  maxLease,
+  PrimaryChannel,
+} from './ipc-worker.js';
 import { serve } from './server.js';
 
 /**
- * A cluster worker: serves the shared port; locks, invalidations and merged
- * metrics go through the primary; stops when the primary says so.
+ * A cluster worker: serves the shared port; locks, rate limits (without
+ * Redis), invalidations and merged metrics go through the primary; stops
+ * when the primary says so.
  */
 export async function runWorker(loaded: LoadedConfig): Promise<void> {
   const channel = new PrimaryChannel();
@@ -37,7 +44,11 @@ export async function runWorker(loaded: LoadedConfig): Promise<void> {
   const running = await serve(loaded, {
     owner: false,
     print: null,
-    shared: { locks: new IpcLockManager(channel), invalidation: new IpcInvalidationBus(channel) },
+    shared: {
+      locks: new IpcLockManager(channel),
+      invalidation: new IpcInvalidationBus(channel),
+      limiter: (name, spec) => new IpcRateLimiter(channel, name, maxLease(spec)),
+    },
     renderMetrics: async () => {
       const reply = await channel.request((id) => ({ t: 'metrics', id }));
       if (reply.t === 'metrics') return { contentType: reply.contentType, body: reply.body };
