@@ -11,7 +11,10 @@ export type WorkerToPrimary =
   | { t: 'lock.release'; id: number }
   | { t: 'invalidate'; msg: Invalidation }
   | { t: 'metrics'; id: number }
-  | { t: 'metrics.part'; scrape: number; part: MetricsPart };
+  | { t: 'metrics.part'; scrape: number; part: MetricsPart }
+  // Start-up outcome, so the primary can tell "cannot start" (fatal) from a crash (restart).
+  | { t: 'started' }
+  | { t: 'start.failed'; message: string };
 
 export type PrimaryToWorker =
   | { t: 'lock.granted'; id: number }
@@ -34,6 +37,8 @@ const KINDS = new Set([
   'lock.granted',
   'lock.failed',
   'shutdown',
+  'started',
+  'start.failed',
 ]);
 
 /** Our messages carry a `t` we know; anything else on the channel is not ours. */
