@@ -69,6 +69,11 @@ export const errors = {
     new CallFSError('FILE_ALREADY_EXISTS', `already exists: ${path}`, {
       details: { path, ...details },
     }),
+  /** A file where a path needs a directory (`/a.txt/b`): still a conflict, named for what it is. */
+  notADirectory: (path: string) =>
+    new CallFSError('FILE_ALREADY_EXISTS', `not a directory: ${path} is a file`, {
+      details: { path, type: 'file' },
+    }),
   notEmpty: (path: string) =>
     new CallFSError('DIRECTORY_NOT_EMPTY', `directory is not empty: ${path}`, {
       details: { path },

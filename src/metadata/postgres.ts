@@ -211,7 +211,7 @@ export class PostgresStore implements MetadataStore {
             row = await byPath(db, path, 'FOR KEY SHARE');
             if (!row) throw errors.notFound(path);
           }
-          if (row.type !== 'directory') throw errors.exists(path, { type: 'file' });
+          if (row.type !== 'directory') throw errors.notADirectory(path);
           parent = row;
         }
         return created;

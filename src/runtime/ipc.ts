@@ -15,7 +15,10 @@ export type WorkerToPrimary =
   | { t: 'rate.take'; id: number; name: RateLimitName; key: string; want: number; unspent: number }
   | { t: 'invalidate'; msg: Invalidation }
   | { t: 'metrics'; id: number }
-  | { t: 'metrics.part'; scrape: number; part: MetricsPart };
+  | { t: 'metrics.part'; scrape: number; part: MetricsPart }
+  // Start-up outcome, so the primary can tell "cannot start" (fatal) from a crash (restart).
+  | { t: 'started' }
+  | { t: 'start.failed'; message: string };
 
 export type PrimaryToWorker =
   | { t: 'lock.granted'; id: number }
@@ -41,6 +44,8 @@ const KINDS = new Set([
   'lock.granted',
   'lock.failed',
   'shutdown',
+  'started',
+  'start.failed',
 ]);
 
 /** Our messages carry a `t` we know; anything else on the channel is not ours. */
