@@ -12,8 +12,8 @@ import { isReady } from './redis.js';
  * Token bucket in Redis, one hash per key, updated atomically by a script:
  * limits hold across every instance. Redis time is the clock, so instances
  * with skewed clocks agree. A rate limit is protection, not a dependency:
- * with Redis unreachable or slow to answer, the buckets of this instance
- * (`fallback`) decide instead.
+ * with Redis unreachable or slow to answer, the buckets of this process
+ * decide instead.
  */
 const SCRIPT = `
 local rate = tonumber(ARGV[1])
@@ -41,6 +41,7 @@ const ANSWER_WITHIN_MS = 250;
 const BACK_OFF_MS = 1000;
 
 export class RedisRateLimiter implements RateLimiter {
+  /** This instance's buckets, for when Redis cannot decide. */
   private readonly fallback: RateLimiter;
   /** performance.now() until which Redis is not asked (it just failed to answer). */
   private skipUntil = 0;
@@ -49,9 +50,8 @@ export class RedisRateLimiter implements RateLimiter {
     private readonly redis: Redis,
     private readonly name: string,
     private readonly spec: BucketSpec,
-    opts: { fallback?: RateLimiter } = {},
   ) {
-    this.fallback = opts.fallback ?? new MemoryRateLimiter(spec);
+    this.fallback = new MemoryRateLimiter(spec);
   }
 
   async take(key: string): Promise<RateDecision> {

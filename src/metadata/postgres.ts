@@ -45,8 +45,8 @@ export interface PostgresStoreOptions {
 
 /** TCP keepalive on database sockets: the kernel notices a vanished server on an idle connection. */
 const KEEPALIVE_DELAY_MS = 10_000;
-/** The server cancels a statement this much before the client gives up on it (the connection stays usable). */
-const STATEMENT_MARGIN = 0.9;
+/** The server cancels a statement a little before the client gives up on it (the connection stays usable). */
+const STATEMENT_SHARE = 0.9;
 
 type Db = Pick<pg.PoolClient, 'query'>;
 
@@ -118,7 +118,7 @@ export class PostgresStore implements MetadataStore {
       // Server side: a statement that runs (or waits on a row lock) too long is
       // cancelled cleanly, and a transaction whose client vanished mid-way does not
       // keep its row locks until the server's TCP keepalive (hours) notices.
-      statement_timeout: Math.max(1, Math.floor(ms * STATEMENT_MARGIN)),
+      statement_timeout: Math.max(1, Math.floor(ms * STATEMENT_SHARE)),
       idle_in_transaction_session_timeout: 2 * ms,
     });
     // An idle client dies when the server restarts; without a listener that
@@ -154,7 +154,7 @@ export class PostgresStore implements MetadataStore {
 
   async #migrate(pool: pg.Pool): Promise<void> {
     return this.#run('migrate', () =>
-      this.#tx(pool, async (db) => {
+      this.#tx(async (db) => {
         // Taken before CREATE TABLE IF NOT EXISTS, which itself races between sessions.
         await db.query('SELECT pg_advisory_xact_lock($1)', [PG_MIGRATION_LOCK_KEY]);
         await db.query(SCHEMA_MIGRATIONS_TABLE);
@@ -176,7 +176,7 @@ export class PostgresStore implements MetadataStore {
              NULL, 1)
            ON CONFLICT (path) DO NOTHING`,
         );
-      }),
+      }, pool),
     );
   }
 
@@ -243,7 +243,7 @@ export class PostgresStore implements MetadataStore {
   ): Promise<Entry[]> {
     assertPath(dirPath);
     return this.#run('ensure_directories', () =>
-      this.#tx(this.#pool, async (db) => {
+      this.#tx(async (db) => {
         const created: Entry[] = [];
         const root = await byPath(db, ROOT, 'FOR KEY SHARE');
         if (!root) throw errors.internal(new Error('root entry missing: migrate() not run'));
@@ -287,7 +287,7 @@ export class PostgresStore implements MetadataStore {
       throw errors.invalidRequest('commitFile commits files only');
     }
     return this.#run('commit_file', () =>
-      this.#tx(this.#pool, async (db) => {
+      this.#tx(async (db) => {
         const parentPath = parentOf(entry.path) ?? ROOT;
         const parent = await byPath(db, parentPath, 'FOR KEY SHARE');
         if (!parent || parent.type !== 'directory') throw errors.notFound(parentPath);
@@ -386,7 +386,7 @@ export class PostgresStore implements MetadataStore {
     assertPath(path);
     if (path === ROOT) throw errors.invalidRequest('the root directory cannot be deleted');
     return this.#run('delete', () =>
-      this.#tx(this.#pool, async (db) => {
+      this.#tx(async (db) => {
         const row = await byPath(db, path, 'FOR UPDATE');
         if (!row) throw errors.notFound(path);
         if (expectedGeneration !== undefined && Number(row.generation) !== expectedGeneration) {
@@ -411,7 +411,7 @@ export class PostgresStore implements MetadataStore {
     assertPath(to);
     if (from === ROOT || to === ROOT) throw errors.invalidRequest('the root directory cannot move');
     return this.#run('move', () =>
-      this.#tx(this.#pool, async (db) => {
+      this.#tx(async (db) => {
         const src = await byPath(db, from, 'FOR UPDATE');
         if (!src) throw errors.notFound(from);
         if (from !== to && isWithin(to, from)) {
@@ -521,7 +521,7 @@ export class PostgresStore implements MetadataStore {
     );
   }
 
-  async #tx<T>(pool: pg.Pool, fn: (db: Db) => Promise<T>): Promise<T> {
+  async #tx<T>(fn: (db: Db) => Promise<T>, pool = this.#pool): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       const client = await pool.connect();
       let broken: Error | undefined;
