@@ -50,11 +50,12 @@ export class RedisInvalidationBus implements InvalidationBus {
     // SUBSCRIBE succeeded on the current connection; a proof from an earlier one is void.
     let subscribed = false;
     let connection = 0;
+    let joining = false;
     let probing = false;
     // Deaf until the first proof.
     hearing?.(0);
     const prove = () => {
-      if (!subscribed || probing) return;
+      if (probing) return;
       probing = true;
       const sentAt = performance.now();
       const on = connection;
@@ -69,18 +70,24 @@ export class RedisInvalidationBus implements InvalidationBus {
         .finally(() => (probing = false));
     };
     // The connection has no offline queue, so a SUBSCRIBE sent before it is
-    // ready fails (and ioredis only re-subscribes channels that succeeded):
-    // subscribe on every (re)connect; a repeated SUBSCRIBE is harmless.
+    // ready fails (and ioredis only re-subscribes channels that succeeded), and
+    // one sent into a silence times out: subscribe on every (re)connect, and
+    // again while not subscribed; a repeated SUBSCRIBE is harmless.
     const join = () => {
+      if (joining) return;
+      joining = true;
       const on = connection;
-      void this.subscriber.subscribe(CHANNEL).then(
-        () => {
-          if (on !== connection) return;
-          subscribed = true;
-          prove();
-        },
-        () => undefined,
-      );
+      this.subscriber
+        .subscribe(CHANNEL)
+        .then(
+          () => {
+            if (on !== connection) return;
+            subscribed = true;
+            prove();
+          },
+          () => undefined,
+        )
+        .finally(() => (joining = false));
     };
     this.subscriber.on('ready', join);
     this.subscriber.on('close', () => {
@@ -89,7 +96,10 @@ export class RedisInvalidationBus implements InvalidationBus {
       hearing?.(0);
     });
     if (this.subscriber.status === 'ready') join();
-    this.timer = setInterval(prove, PROBE_EVERY_MS).unref();
+    this.timer = setInterval(() => {
+      if (subscribed) prove();
+      else if (this.subscriber.status === 'ready') join();
+    }, PROBE_EVERY_MS).unref();
     this.subscriber.on('message', (channel: string, raw: string) => {
       if (channel !== CHANNEL) return;
       try {

@@ -192,3 +192,24 @@ it('a silent subscriber (packets dropped) stops vouching within TRUST_FOR_MS, an
     await link.close();
   }
 }, 30_000);
+
+it('a SUBSCRIBE sent into a silence (it times out, the connection stays up) is sent again: hearing comes back after the heal', async () => {
+  const link = await faultProxy('127.0.0.1', Number(new URL(redis.server().url).port));
+  const sub = connectRedis(`127.0.0.1:${link.port}`, '', 500);
+  try {
+    await waitReady(sub, 5000);
+    const reader = new RedisInvalidationBus(await redis.connect(), sub, pino({ level: 'silent' }));
+    const hearing = vouches();
+    link.blackhole();
+    reader.subscribe(() => undefined, hearing.record);
+    await sleep(1500); // the SUBSCRIBE timed out, the connection still looks "ready"
+    expect(sub.status).toBe('ready');
+    expect(hearing.states()).toEqual([false]);
+    link.pass();
+    await eventually(() => expect(hearing.states().at(-1)).toBe(true), 3000);
+    await reader.close();
+  } finally {
+    sub.disconnect();
+    await link.close();
+  }
+}, 30_000);
