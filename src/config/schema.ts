@@ -64,7 +64,8 @@ export const configSchema = z.object({
       write_timeout: durationMs.default(30_000),
       idle_timeout: durationMs.default(60_000),
       file_op_timeout: durationMs.default(300_000),
-      metadata_op_timeout: durationMs.default(10_000),
+      // The deadline of every call to PostgreSQL (and, capped, Redis; see deadlines.ts).
+      metadata_op_timeout: durationMs.default(5000),
       lock_wait_timeout: durationMs.default(30_000),
       lock_ttl: durationMs.default(60_000),
       max_upload_size: sizeBytes.default(0),

@@ -82,4 +82,11 @@ export const errors = {
   precondition: (message: string) => new CallFSError('PRECONDITION_FAILED', message),
   internal: (cause?: unknown) =>
     new CallFSError('INTERNAL_ERROR', 'internal server error', { cause }),
+  /** 503 for a dependency (redis, postgres, s3…) that failed or did not answer in time. */
+  unavailable: (dependency: string, message: string, cause?: unknown) =>
+    new CallFSError('SERVICE_UNAVAILABLE', message, {
+      details: { dependency },
+      headers: { 'Retry-After': '1' },
+      cause,
+    }),
 };

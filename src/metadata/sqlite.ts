@@ -366,7 +366,7 @@ export class SqliteStore implements MetadataStore {
   }
 
   #run<T>(operation: string, fn: () => T): Promise<T> {
-    return translated(operation, fn, isUnavailable);
+    return translated(operation, fn, isUnavailable, 'sqlite');
   }
 
   #tx<T>(fn: () => T): T {

@@ -6,6 +6,7 @@ import { LocalFsBackend } from '../backends/localfs.js';
 import { NoopBackend } from '../backends/noop.js';
 import type { S3Backend } from '../backends/s3.js';
 import type { Backend } from '../backends/types.js';
+import { deadlinesOf, type Deadlines } from '../config/deadlines.js';
 import { identities, isClusterMode } from '../config/rules.js';
 import type { Config } from '../config/schema.js';
 import { ContentCache } from '../core/content-cache.js';
@@ -72,7 +73,11 @@ const s3Configured = (config: Config): boolean =>
 const CLUSTER_SWEEP_MIN_AGE_MS = 24 * 3600 * 1000;
 
 /** Loaded only when configured: the AWS SDK alone costs every process ~30 MiB. */
-async function s3Backend(config: Config, clustered: boolean): Promise<S3Backend> {
+async function s3Backend(
+  config: Config,
+  clustered: boolean,
+  deadlines: Deadlines,
+): Promise<S3Backend> {
   const { S3Backend } = await import('../backends/s3.js');
   const b = config.backend;
   return new S3Backend({
@@ -86,6 +91,9 @@ async function s3Backend(config: Config, clustered: boolean): Promise<S3Backend>
     kmsKeyId: b.s3_kms_key_id,
     acl: b.s3_acl,
     sweepMinAgeMs: clustered ? CLUSTER_SWEEP_MIN_AGE_MS : 0,
+    connectTimeoutMs: deadlines.s3Ms,
+    answerTimeoutMs: deadlines.s3Ms,
+    idleTimeoutMs: deadlines.idleMs,
   });
 }
 
@@ -97,11 +105,13 @@ export async function buildServices({
 }: BuildOptions): Promise<Services> {
   const instanceId = config.instance_discovery.instance_id || hostname();
   const root = resolve(config.backend.localfs_root_path);
+  const deadlines = deadlinesOf(config);
   const store = instrumentStore(
     createMetadataStore({
       type: config.metadata_store.type,
       dsn: config.metadata_store.dsn,
       sqlitePath: resolve(config.metadata_store.sqlite_path),
+      timeoutMs: deadlines.metadataMs,
     }),
   );
   const backendLog = log.child({ component: 'backend' });
@@ -113,7 +123,7 @@ export async function buildServices({
   const cluster = isClusterMode(config)
     ? buildClusterParts({ config, instanceId, https: shared.https ?? false, log })
     : null;
-  const s3 = s3Configured(config) ? await s3Backend(config, cluster !== null) : null;
+  const s3 = s3Configured(config) ? await s3Backend(config, cluster !== null, deadlines) : null;
   if (s3) backends.set('s3', new InstrumentedBackend(s3, backendLog));
   const locks = new InstrumentedLockManager(
     cluster?.locks ?? shared.locks ?? new LocalLockManager(),
@@ -131,7 +141,7 @@ export async function buildServices({
   const invalidation = cluster?.invalidation ?? shared.invalidation ?? new LocalInvalidationBus();
   invalidation.subscribe(
     (m) => cache.invalidate(m.path, m.subtree),
-    (hearing) => cache.setTrusted(hearing),
+    (untilMs) => cache.trustUntil(untilMs),
   );
   const engine = new Engine({
     store,
@@ -203,11 +213,15 @@ export async function buildServices({
         memory: process.memoryUsage(),
       }),
       readiness: [
-        { name: 'metadata_store', check: () => store.ping() },
-        { name: 'storage', check: () => defaultBackend.check() },
-        ...(s3 ? [{ name: 's3', check: () => s3.check() }] : []),
+        { name: 'metadata_store', dependency: store.kind, check: () => store.ping() },
+        {
+          name: 'storage',
+          dependency: config.backend.default_backend,
+          check: () => defaultBackend.check(),
+        },
+        ...(s3 ? [{ name: 's3', dependency: 's3', check: () => s3.check() }] : []),
         ...(cluster?.readiness ?? []),
-      ],
+      ].map((c) => ({ ...c, timeoutMs: deadlines.readyMs })),
     },
     async start() {
       await cluster?.start();

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, expect, inject } from 'vitest';
 import { Api, eventually, serverErrors, sha256 } from './api.js';
 import { deepMerge, KEYS, startCallFS, type CallFSProcess } from './callfs.js';
+import { faultProxy, type FaultProxy } from './fault-proxy.js';
 import { parsePrometheus, seriesKey } from './prom.js';
 import {
   createDatabase,
@@ -26,6 +27,8 @@ export class ClusterNode extends Api {
   constructor(
     readonly id: string,
     srv: CallFSProcess,
+    /** With `faultLinks`: this node's own relays to Redis and PostgreSQL, and its peers' to it. */
+    readonly links?: { redis: FaultProxy; postgres: FaultProxy; peer: FaultProxy },
   ) {
     super();
     this.srv = srv;
@@ -106,6 +109,13 @@ export interface ClusterOptions {
   pg?: PostgresHandle;
   /** Deep-merged into every node's config. */
   config?: Record<string, unknown>;
+  /**
+   * Each node reaches Redis and PostgreSQL through fault proxies of its own,
+   * and its peers reach it through one (it advertises the proxy's URL): see
+   * `node.links`. A test can cut one node off (packets dropped) while the
+   * others keep talking; the test's own requests go to the node directly.
+   */
+  faultLinks?: boolean;
 }
 
 /** Starts Redis, a fresh database and `size` nodes node1..nodeN, and waits for the peer lists. */
@@ -115,18 +125,37 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
   const dsn = await createDatabase(opts.pg?.dsn ?? inject('pgDsn'));
   const redisAddr = new URL(redis.url).host;
   const started: ClusterNode[] = [];
+  const proxies: FaultProxy[] = [];
+  const linksFor = async (port: number) => {
+    if (!opts.faultLinks) return undefined;
+    const pgUrl = new URL(dsn);
+    const links = {
+      redis: await faultProxy('127.0.0.1', Number(new URL(redis.url).port)),
+      postgres: await faultProxy(pgUrl.hostname, Number(pgUrl.port || 5432)),
+      peer: await faultProxy('127.0.0.1', port),
+    };
+    proxies.push(links.redis, links.postgres, links.peer);
+    return links;
+  };
+  const closeProxies = () => Promise.all(proxies.map((p) => p.close()));
   try {
     // One node first (it runs the migrations), then the others in parallel.
     const startNode = async (i: number) => {
       const id = `node${i + 1}`;
       const port = await freePort();
+      const links = await linksFor(port);
+      const nodeDsn = new URL(dsn);
+      if (links) [nodeDsn.hostname, nodeDsn.port] = ['127.0.0.1', String(links.postgres.port)];
       const srv = await startCallFS({
         port,
-        store: { type: 'postgres', dsn },
+        store: { type: 'postgres', dsn: nodeDsn.toString() },
         config: deepMerge(
           {
-            server: { external_url: `http://127.0.0.1:${port}` },
-            dlm: { type: 'redis', redis_addr: redisAddr },
+            server: { external_url: `http://127.0.0.1:${links?.peer.port ?? port}` },
+            dlm: {
+              type: 'redis',
+              redis_addr: links ? `127.0.0.1:${links.redis.port}` : redisAddr,
+            },
             instance_discovery: {
               instance_id: id,
               redis_registration: true,
@@ -136,7 +165,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
           opts.config ?? {},
         ),
       });
-      const node = new ClusterNode(id, srv);
+      const node = new ClusterNode(id, srv, links);
       started.push(node);
       return node;
     };
@@ -169,6 +198,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
       async stop() {
         await Promise.all(nodes.map((n) => n.srv.stop().catch(() => undefined)));
         running.clear();
+        await closeProxies();
         await redis.stop();
       },
     };
@@ -176,6 +206,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
     return cluster;
   } catch (err) {
     await Promise.all(started.map((n) => n.srv.stop().catch(() => undefined)));
+    await closeProxies();
     await redis.stop();
     throw err;
   }
