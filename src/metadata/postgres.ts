@@ -20,13 +20,21 @@ import {
   postgresMigrations,
 } from './migrations.js';
 import { ROOT, assertPath, depthOf, isWithin, nameOf, parentOf, subtreeRange } from './paths.js';
-import { ENTRY_COLUMNS, ancestorsOf, toEntry, translated, type EntryRow } from './rows.js';
+import {
+  ENTRY_COLUMNS,
+  ancestorsOf,
+  foreignEntry,
+  toEntry,
+  translated,
+  type EntryRow,
+} from './rows.js';
 import type {
   Entry,
   LinkRecord,
   LinkStatus,
   ListOptions,
   MetadataStore,
+  MoveOptions,
   NewEntry,
   PendingWrite,
 } from './types.js';
@@ -402,11 +410,7 @@ export class PostgresStore implements MetadataStore {
     );
   }
 
-  async move(
-    from: string,
-    to: string,
-    opts: { overwrite: boolean; patch?: Partial<Pick<Entry, 'backendType' | 'instanceId'>> },
-  ): Promise<Entry> {
+  async move(from: string, to: string, opts: MoveOptions): Promise<Entry> {
     assertPath(from);
     assertPath(to);
     if (from === ROOT || to === ROOT) throw errors.invalidRequest('the root directory cannot move');
@@ -420,22 +424,40 @@ export class PostgresStore implements MetadataStore {
         const toParentPath = parentOf(to) ?? ROOT;
         const toParent = await byPath(db, toParentPath, 'FOR KEY SHARE');
         if (!toParent || toParent.type !== 'directory') throw errors.notFound(toParentPath);
+        const { onlyOwner } = opts;
+        if (onlyOwner !== undefined && src.owner !== onlyOwner) {
+          throw foreignEntry(onlyOwner, src.path, src.owner);
+        }
         // A move is a committed write of `to` (and of `from`): writers fenced on an
         // older generation of either path must lose, so bump past both.
         let generation = Number(src.generation) + 1;
         const { lo, hi } = subtreeRange(from);
         if (from !== to) {
-          const dest = await byPath(db, to, 'FOR UPDATE');
-          if (dest) {
-            if (!opts.overwrite || dest.type === 'directory') throw errors.exists(to);
-            await db.query('DELETE FROM entries WHERE id = $1', [dest.id]);
-            generation = Math.max(generation, Number(dest.generation) + 1);
-          }
           if (src.type === 'directory') {
             await db.query('SELECT id FROM entries WHERE path > $1 AND path < $2 FOR UPDATE', [
               lo,
               hi,
             ]);
+            // A statement of its own, after the lock above waited out in-flight inserts:
+            // under READ COMMITTED it sees them, so no foreign file slips in unchecked.
+            if (onlyOwner !== undefined) {
+              const { rows } = await db.query<{ path: string; owner: string }>(
+                `SELECT path, owner FROM entries WHERE path > $1 AND path < $2 AND owner <> $3
+                 ORDER BY path LIMIT 1`,
+                [lo, hi, onlyOwner],
+              );
+              const foreign = rows[0];
+              if (foreign) throw foreignEntry(onlyOwner, foreign.path, foreign.owner);
+            }
+          }
+          const dest = await byPath(db, to, 'FOR UPDATE');
+          if (dest) {
+            if (!opts.overwrite || dest.type === 'directory') throw errors.exists(to);
+            if (onlyOwner !== undefined && dest.owner !== onlyOwner) {
+              throw foreignEntry(onlyOwner, dest.path, dest.owner);
+            }
+            await db.query('DELETE FROM entries WHERE id = $1', [dest.id]);
+            generation = Math.max(generation, Number(dest.generation) + 1);
           }
         }
         const moved = await db.query<EntryRow>(

@@ -49,6 +49,14 @@ export function toEntry(row: EntryRow): Entry {
   };
 }
 
+/**
+ * A move with `onlyOwner` met an entry of someone else (see MetadataStore.move).
+ * Worded as core/identity's assertCanModify words it.
+ */
+export function foreignEntry(user: string, path: string, owner: string): CallFSError {
+  return errors.denied(`${user} may not move ${path}: owned by ${owner}`, { path });
+}
+
 /** Every segment-prefix of `dir` below the root, outermost first: /a, /a/b, /a/b/c. */
 export function ancestorsOf(dir: string): string[] {
   const out: string[] = [];

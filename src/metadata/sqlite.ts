@@ -11,13 +11,21 @@ import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlit
 import { errors } from '../core/errors.js';
 import { SCHEMA_MIGRATIONS_TABLE, pendingMigrations, sqliteMigrations } from './migrations.js';
 import { ROOT, assertPath, depthOf, isWithin, nameOf, parentOf, subtreeRange } from './paths.js';
-import { ENTRY_COLUMNS, ancestorsOf, toEntry, translated, type EntryRow } from './rows.js';
+import {
+  ENTRY_COLUMNS,
+  ancestorsOf,
+  foreignEntry,
+  toEntry,
+  translated,
+  type EntryRow,
+} from './rows.js';
 import type {
   Entry,
   LinkRecord,
   LinkStatus,
   ListOptions,
   MetadataStore,
+  MoveOptions,
   NewEntry,
   PendingWrite,
 } from './types.js';
@@ -280,11 +288,7 @@ export class SqliteStore implements MetadataStore {
     );
   }
 
-  async move(
-    from: string,
-    to: string,
-    opts: { overwrite: boolean; patch?: Partial<Pick<Entry, 'backendType' | 'instanceId'>> },
-  ): Promise<Entry> {
+  async move(from: string, to: string, opts: MoveOptions): Promise<Entry> {
     assertPath(from);
     assertPath(to);
     if (from === ROOT || to === ROOT) throw errors.invalidRequest('the root directory cannot move');
@@ -298,6 +302,19 @@ export class SqliteStore implements MetadataStore {
         const toParentPath = parentOf(to) ?? ROOT;
         const toParent = this.#byPath(toParentPath);
         if (!toParent || toParent.type !== 'directory') throw errors.notFound(toParentPath);
+        const { onlyOwner } = opts;
+        if (onlyOwner !== undefined) {
+          if (src.owner !== onlyOwner) throw foreignEntry(onlyOwner, src.path, src.owner);
+          if (src.type === 'directory' && from !== to) {
+            // BEGIN IMMEDIATE holds the write lock: no entry can join the subtree until COMMIT.
+            const foreign = this.#one(
+              `SELECT path, owner FROM entries WHERE path > ? AND path < ? AND owner <> ?
+               ORDER BY path LIMIT 1`,
+              [...rangeOf(from), onlyOwner],
+            );
+            if (foreign) throw foreignEntry(onlyOwner, String(foreign.path), String(foreign.owner));
+          }
+        }
         // A move is a committed write of `to` (and of `from`): writers fenced on an
         // older generation of either path must lose, so bump past both.
         let generation = Number(src.generation) + 1;
@@ -305,6 +322,9 @@ export class SqliteStore implements MetadataStore {
           const dest = this.#byPath(to);
           if (dest) {
             if (!opts.overwrite || dest.type === 'directory') throw errors.exists(to);
+            if (onlyOwner !== undefined && dest.owner !== onlyOwner) {
+              throw foreignEntry(onlyOwner, dest.path, dest.owner);
+            }
             this.#one('DELETE FROM entries WHERE id = ?', [dest.id]);
             generation = Math.max(generation, Number(dest.generation) + 1);
           }

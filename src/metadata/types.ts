@@ -74,6 +74,12 @@ export interface LinkRecord {
   expiresAt: Date;
 }
 
+export interface MoveOptions {
+  overwrite: boolean;
+  patch?: Partial<Pick<Entry, 'backendType' | 'instanceId'>>;
+  onlyOwner?: string;
+}
+
 export interface MetadataStore {
   readonly kind: 'sqlite' | 'postgres';
   /** Runs pending versioned migrations; creates the root "/" if absent. */
@@ -132,12 +138,14 @@ export interface MetadataStore {
    * FILE_ALREADY_EXISTS unless `overwrite` (then a destination *file* is
    * replaced; a destination directory is never replaced: 409). Returns the moved entry.
    * `patch` updates fields of the moved entry itself (backend/instance on cross-backend moves).
+   * `onlyOwner`: every entry the move changes or removes (the entry, its whole
+   * subtree, an overwritten destination) must be owned by this user, checked in
+   * the move's own transaction (a file created in the subtree meanwhile counts);
+   * otherwise PERMISSION_DENIED before anything changes, `details.path` naming
+   * the first foreign entry (the entry, else its subtree's first in path order,
+   * else the destination).
    */
-  move(
-    from: string,
-    to: string,
-    opts: { overwrite: boolean; patch?: Partial<Pick<Entry, 'backendType' | 'instanceId'>> },
-  ): Promise<Entry>;
+  move(from: string, to: string, opts: MoveOptions): Promise<Entry>;
 
   createLink(link: LinkRecord): Promise<void>;
   /**

@@ -54,6 +54,7 @@ const byteSort = (paths: string[]): string[] =>
   [...paths].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
 
 const paths = (entries: Entry[]): string[] => entries.map((e) => e.path);
+const deep = { maxDepth: 10, limit: 100 };
 
 export function metadataContract(
   name: string,
@@ -758,6 +759,87 @@ export function metadataContract(
           '/o/dst',
         ]);
       });
+
+      it("with onlyOwner refuses, before changing anything, to move someone else's entry (403)", async () => {
+        const store = await fresh();
+        await store.ensureDirectories('/p/sub', 'bob', 'localfs', 'i1');
+        await store.commitFile(file('/p/b1', { owner: 'bob' }), null);
+        await store.commitFile(file('/p/sub/b2', { owner: 'bob' }), null);
+        await store.commitFile(file('/p/sub/a.txt'), null); // alice's, inside bob's tree
+        await store.commitFile(file('/p/z'), null); // alice's
+        const tree = async () => [await store.get('/p'), ...(await store.list('/p', deep))];
+        const before = await tree();
+
+        const denied = async (move: Promise<Entry>, path: string) => {
+          const err = await expectError(move, 'PERMISSION_DENIED', 403);
+          expect(err.details).toEqual({ path });
+          expect(err.message).toBe(`bob may not move ${path}: owned by alice`);
+        };
+        // A foreign entry anywhere in the subtree: the first in path order is named.
+        await denied(
+          store.move('/p', '/q', { overwrite: false, onlyOwner: 'bob' }),
+          '/p/sub/a.txt',
+        );
+        await denied(
+          store.move('/p/sub', '/q', { overwrite: false, onlyOwner: 'bob' }),
+          '/p/sub/a.txt',
+        );
+        // The entry itself (a move or an in-place patch), and a destination it would replace.
+        await denied(store.move('/p/z', '/p/y', { overwrite: false, onlyOwner: 'bob' }), '/p/z');
+        await denied(
+          store.move('/p/z', '/p/z', {
+            overwrite: false,
+            onlyOwner: 'bob',
+            patch: { instanceId: 'x' },
+          }),
+          '/p/z',
+        );
+        await denied(store.move('/p/b1', '/p/z', { overwrite: true, onlyOwner: 'bob' }), '/p/z');
+        expect(await tree()).toEqual(before);
+        expect(await store.get('/q')).toBeNull();
+
+        // alice moves her own file out of bob's directory; look-alike neighbours of
+        // alice's outside the subtree do not count; then bob's tree is all his and moves.
+        await store.move('/p/sub/a.txt', '/a.txt', { overwrite: false, onlyOwner: 'alice' });
+        await store.move('/p/z', '/p0', { overwrite: false, onlyOwner: 'alice' });
+        await seedFile(store, '/p-x/k');
+        await seedFile(store, '/p_x/k');
+        const moved = await store.move('/p', '/q', { overwrite: false, onlyOwner: 'bob' });
+        expect(moved).toMatchObject({ path: '/q', owner: 'bob' });
+        expect(paths(await store.list('/q', deep))).toEqual(['/q/b1', '/q/sub', '/q/sub/b2']);
+        // Without onlyOwner (internal-proxy) owners are not checked.
+        await store.commitFile(file('/q/sub/a2'), null);
+        expect((await store.move('/q', '/r', { overwrite: false })).path).toBe('/r');
+        expect(await store.get('/r/sub/a2')).toMatchObject({ owner: 'alice' });
+      });
+
+      if (opts.pair)
+        it('with onlyOwner, a file created in the subtree during the move is never carried along', async () => {
+          const [a, b] = await opts.pair!();
+          opened.push(a, b);
+          await a.migrate();
+          for (let round = 0; round < 10; round++) {
+            const [from, to] = [`/bob${round}`, `/loot${round}`];
+            await a.ensureDirectories(`${from}/deep/er`, 'bob', 'localfs', 'i1');
+            const [moved, created] = await Promise.allSettled([
+              a.move(from, to, { overwrite: false, onlyOwner: 'bob' }),
+              b.commitFile(file(`${from}/deep/er/alice.txt`), null),
+            ]);
+            if (moved.status === 'fulfilled') {
+              // The move went first: alice's commit then found no parent there.
+              expect(created.status === 'rejected' && created.reason).toMatchObject({
+                code: 'FILE_NOT_FOUND',
+              });
+              expect(paths(await a.list(to, deep))).toEqual([`${to}/deep`, `${to}/deep/er`]);
+            } else {
+              // alice's file went first: the move was refused, nothing moved.
+              expect(moved.reason).toMatchObject({ code: 'PERMISSION_DENIED' });
+              expect(created.status).toBe('fulfilled');
+              expect(await a.get(to)).toBeNull();
+              expect(await a.get(`${from}/deep/er/alice.txt`)).toMatchObject({ owner: 'alice' });
+            }
+          }
+        });
 
       it('patches backend and instance of the moved entry only', async () => {
         const store = await fresh();
