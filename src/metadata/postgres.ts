@@ -24,6 +24,8 @@ import {
   ENTRY_COLUMNS,
   ancestorsOf,
   foreignEntry,
+  linkRefusal,
+  linkTarget,
   toEntry,
   translated,
   type EntryRow,
@@ -31,7 +33,7 @@ import {
 import type {
   Entry,
   LinkRecord,
-  LinkStatus,
+  LinkRedemption,
   ListOptions,
   MetadataStore,
   MoveOptions,
@@ -493,31 +495,36 @@ export class PostgresStore implements MetadataStore {
 
   async createLink(link: LinkRecord): Promise<void> {
     return this.#run('create_link', async () => {
-      await this.#pool.query(
-        'INSERT INTO links (id, path, created_by, expires_at) VALUES ($1, $2, $3, $4)',
-        [link.id, link.path, link.createdBy, link.expiresAt],
+      // One statement: the binding is the entry as it is when the link row is written.
+      const { rowCount } = await this.#pool.query(
+        `INSERT INTO links (id, path, created_by, expires_at, entry_id, entry_generation,
+           entry_ctime, entry_etag)
+         SELECT $1, path, $2, $3, id, generation, ctime, etag FROM entries WHERE path = $4`,
+        [link.id, link.createdBy, link.expiresAt, link.path],
       );
+      if (!rowCount) throw errors.notFound(link.path);
     });
   }
 
-  async consumeLink(id: string, now: Date): Promise<{ status: LinkStatus; path?: string }> {
+  async consumeLink(id: string, now: Date): Promise<LinkRedemption> {
     return this.#run('consume_link', async () => {
       // One statement: the row lock makes concurrent callers queue, and the losers
       // re-check `used_at IS NULL` on the winner's version and match nothing.
-      const won = await this.#pool.query<{ path: string }>(
+      const won = await this.#pool.query<Record<string, unknown>>(
         `UPDATE links SET used_at = $2 WHERE id = $1 AND used_at IS NULL AND expires_at > $2
-         RETURNING path`,
+           AND EXISTS (SELECT 1 FROM entries e WHERE e.id = links.entry_id
+             AND e.path = links.path AND e.generation = links.entry_generation
+             AND e.ctime = links.entry_ctime AND e.etag IS NOT DISTINCT FROM links.entry_etag)
+         RETURNING path, entry_generation, entry_ctime, entry_etag`,
         [id, now],
       );
       const row = won.rows[0];
-      if (row) return { status: 'ok' as const, path: row.path };
-      const { rows } = await this.#pool.query<{ used_at: Date | null }>(
-        'SELECT used_at FROM links WHERE id = $1',
+      if (row) return { status: 'ok' as const, target: linkTarget(row) };
+      const { rows } = await this.#pool.query<{ used_at: Date | null; expires_at: Date }>(
+        'SELECT used_at, expires_at FROM links WHERE id = $1',
         [id],
       );
-      const link = rows[0];
-      if (!link) return { status: 'not_found' as const };
-      return { status: link.used_at === null ? ('expired' as const) : ('used' as const) };
+      return { status: linkRefusal(rows[0], now.getTime()) };
     });
   }
 

@@ -15,6 +15,8 @@ import {
   ENTRY_COLUMNS,
   ancestorsOf,
   foreignEntry,
+  linkRefusal,
+  linkTarget,
   toEntry,
   translated,
   type EntryRow,
@@ -22,7 +24,7 @@ import {
 import type {
   Entry,
   LinkRecord,
-  LinkStatus,
+  LinkRedemption,
   ListOptions,
   MetadataStore,
   MoveOptions,
@@ -360,28 +362,33 @@ export class SqliteStore implements MetadataStore {
 
   async createLink(link: LinkRecord): Promise<void> {
     return this.#run('create_link', () => {
-      this.#one('INSERT INTO links (id, path, created_by, expires_at) VALUES (?, ?, ?, ?)', [
-        link.id,
-        link.path,
-        link.createdBy,
-        link.expiresAt.getTime(),
-      ]);
+      // One statement: the binding is the entry as it is when the link row is written.
+      const row = this.#one(
+        `INSERT INTO links (id, path, created_by, expires_at, entry_id, entry_generation,
+           entry_ctime, entry_etag)
+         SELECT ?, path, ?, ?, id, generation, ctime, etag FROM entries WHERE path = ?
+         RETURNING id`,
+        [link.id, link.createdBy, link.expiresAt.getTime(), link.path],
+      );
+      if (!row) throw errors.notFound(link.path);
     });
   }
 
-  async consumeLink(id: string, now: Date): Promise<{ status: LinkStatus; path?: string }> {
+  async consumeLink(id: string, now: Date): Promise<LinkRedemption> {
     return this.#run('consume_link', () => {
       const at = now.getTime();
       const row = this.#one(
         `UPDATE links SET used_at = ? WHERE id = ? AND used_at IS NULL AND expires_at > ?
-         RETURNING path`,
+           AND EXISTS (SELECT 1 FROM entries e WHERE e.id = links.entry_id
+             AND e.path = links.path AND e.generation = links.entry_generation
+             AND e.ctime = links.entry_ctime AND e.etag IS links.entry_etag)
+         RETURNING path, entry_generation, entry_ctime, entry_etag`,
         [at, id, at],
       );
-      if (row) return { status: 'ok' as const, path: String(row.path) };
+      if (row) return { status: 'ok' as const, target: linkTarget(row) };
       // Lost the race or never eligible: a second read says which.
-      const link = this.#one('SELECT used_at FROM links WHERE id = ?', [id]);
-      if (!link) return { status: 'not_found' as const };
-      return { status: link.used_at === null ? ('expired' as const) : ('used' as const) };
+      const link = this.#one('SELECT used_at, expires_at FROM links WHERE id = ?', [id]);
+      return { status: linkRefusal(link, at) };
     });
   }
 

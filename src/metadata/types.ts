@@ -64,7 +64,8 @@ export interface ListOptions {
   after?: string;
 }
 
-export type LinkStatus = 'ok' | 'not_found' | 'used' | 'expired';
+/** `changed`: the entry the link was made for is no longer at its path as it was. */
+export type LinkStatus = 'ok' | 'not_found' | 'used' | 'expired' | 'changed';
 
 export interface LinkRecord {
   /** SHA-256 hex of the token's id; the token itself is never stored. */
@@ -73,6 +74,12 @@ export interface LinkRecord {
   createdBy: string;
   expiresAt: Date;
 }
+
+/** The version of an entry a link serves: what the redeemer checks the entry it opens against. */
+export type LinkTarget = Pick<Entry, 'path' | 'generation' | 'ctime' | 'etag'>;
+
+export type LinkRedemption =
+  { status: 'ok'; target: LinkTarget } | { status: Exclude<LinkStatus, 'ok'> };
 
 export interface MoveOptions {
   overwrite: boolean;
@@ -147,10 +154,17 @@ export interface MetadataStore {
    */
   move(from: string, to: string, opts: MoveOptions): Promise<Entry>;
 
+  /**
+   * Records a link bound to the entry at `link.path` now: its row, generation,
+   * ctime and etag (a path deleted and re-created starts again at generation
+   * 1, so the generation alone would not tell). FILE_NOT_FOUND when absent.
+   */
   createLink(link: LinkRecord): Promise<void>;
   /**
-   * Atomically marks a link used and returns its path; exactly one of any
-   * number of concurrent callers gets status "ok".
+   * Atomically marks a link used and returns the entry version it serves;
+   * exactly one of any number of concurrent callers gets status "ok". A link
+   * whose entry changed since (replaced, moved, deleted, re-created) is
+   * "changed" and stays unused. Otherwise, in order: not_found, used, expired.
    */
-  consumeLink(id: string, now: Date): Promise<{ status: LinkStatus; path?: string }>;
+  consumeLink(id: string, now: Date): Promise<LinkRedemption>;
 }

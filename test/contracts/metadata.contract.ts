@@ -867,26 +867,39 @@ export function metadataContract(
     });
 
     describe('single-use links', () => {
-      const link = (id: string, expiresAt: Date) => ({
+      const link = (id: string, expiresAt: Date, path = '/a/f') => ({
         id,
-        path: '/a/f',
+        path,
         createdBy: 'alice',
         expiresAt,
       });
+      const target = (e: Entry) => ({
+        path: e.path,
+        generation: e.generation,
+        ctime: e.ctime,
+        etag: e.etag,
+      });
+      /** Past the current millisecond: ctime has that resolution on SQLite. */
+      const nextMs = async () => {
+        const t = Date.now();
+        while (Date.now() <= t) await new Promise((r) => setTimeout(r, 1));
+      };
 
-      it('consumes once: ok, then used', async () => {
+      it('consumes once: ok with the entry version it is bound to, then used', async () => {
         const store = await fresh();
+        const f = await seedFile(store, '/a/f');
         const now = new Date();
         await store.createLink(link('h1', new Date(now.getTime() + 60_000)));
-        expect(await store.consumeLink('h1', now)).toEqual({ status: 'ok', path: '/a/f' });
+        expect(await store.consumeLink('h1', now)).toEqual({ status: 'ok', target: target(f) });
         expect(await store.consumeLink('h1', now)).toEqual({ status: 'used' });
         expect(await store.consumeLink('h1', new Date(now.getTime() + 120_000))).toEqual({
           status: 'used',
         });
       });
 
-      it('reports expired and not_found', async () => {
+      it('reports expired and not_found; a link needs an entry (404)', async () => {
         const store = await fresh();
+        const f = await seedFile(store, '/a/f');
         const now = new Date();
         await store.createLink(link('h2', now));
         await store.createLink(link('h3', new Date(now.getTime() + 1000)));
@@ -894,18 +907,77 @@ export function metadataContract(
         expect(await store.consumeLink('h3', new Date(now.getTime() + 1001))).toEqual({
           status: 'expired',
         });
-        expect(await store.consumeLink('h3', now)).toEqual({ status: 'ok', path: '/a/f' });
+        expect(await store.consumeLink('h3', now)).toEqual({ status: 'ok', target: target(f) });
         expect(await store.consumeLink('nope', now)).toEqual({ status: 'not_found' });
+        const err = await expectError(
+          store.createLink(link('h4', new Date(now.getTime() + 1000), '/a/none')),
+          'FILE_NOT_FOUND',
+          404,
+        );
+        expect(err.details.path).toBe('/a/none');
+        expect(await store.consumeLink('h4', now)).toEqual({ status: 'not_found' });
+      });
+
+      it('is bound to the entry, not the path: replaced, re-created, moved → changed, unspent', async () => {
+        const store = await fresh();
+        const later = () => new Date(Date.now() + 60_000);
+        const now = () => new Date();
+        await seedFile(store, '/l/replaced');
+        await seedFile(store, '/l/recreated');
+        await seedFile(store, '/l/same-bytes');
+        await seedFile(store, '/l/moved');
+        await seedFile(store, '/l/there-and-back');
+        const kept = await seedFile(store, '/l/kept');
+        for (const name of [
+          'replaced',
+          'recreated',
+          'same-bytes',
+          'moved',
+          'there-and-back',
+          'kept',
+        ])
+          await store.createLink(link(name, later(), `/l/${name}`));
+
+        await store.commitFile(file('/l/replaced', { etag: ETAG_B }), 1);
+        // Deleted, then a new file at the path: generation 1 again, another owner and bytes…
+        await store.delete('/l/recreated');
+        await store.commitFile(file('/l/recreated', { owner: 'bob', etag: ETAG_B }), null);
+        // …or even the same owner and bytes (a new entry all the same).
+        await nextMs();
+        await store.delete('/l/same-bytes');
+        await store.commitFile(file('/l/same-bytes'), null);
+        await store.move('/l/moved', '/l/moved-away', { overwrite: false });
+        await store.move('/l/there-and-back', '/l/tmp', { overwrite: false });
+        await store.move('/l/tmp', '/l/there-and-back', { overwrite: false });
+
+        for (const name of ['replaced', 'recreated', 'same-bytes', 'moved', 'there-and-back']) {
+          expect([name, await store.consumeLink(name, now())]).toEqual([
+            name,
+            { status: 'changed' },
+          ]);
+          // Not spent: it says so again, until it expires.
+          expect(await store.consumeLink(name, now())).toEqual({ status: 'changed' });
+          expect(await store.consumeLink(name, new Date(Date.now() + 120_000))).toEqual({
+            status: 'expired',
+          });
+        }
+        expect(await store.consumeLink('kept', now())).toEqual({
+          status: 'ok',
+          target: target(kept),
+        });
       });
 
       it('gives exactly one of 20 concurrent consumers ok', async () => {
         const store = await fresh();
+        const f = await seedFile(store, '/a/f');
         const now = new Date();
         await store.createLink(link('race', new Date(now.getTime() + 60_000)));
         const results = await Promise.all(
           Array.from({ length: 20 }, () => store.consumeLink('race', now)),
         );
-        expect(results.filter((r) => r.status === 'ok')).toEqual([{ status: 'ok', path: '/a/f' }]);
+        expect(results.filter((r) => r.status === 'ok')).toEqual([
+          { status: 'ok', target: target(f) },
+        ]);
         expect(results.filter((r) => r.status === 'used')).toHaveLength(19);
       });
     });
