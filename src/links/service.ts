@@ -22,15 +22,14 @@ export class LinkService {
     private readonly engine: Engine,
     private readonly store: MetadataStore,
     private readonly secret: string,
-    /** server.external_url; empty = the origin the request came to. */
-    private readonly externalUrl: string,
+    /** Base of the link URLs (config/rules.ts publicBaseUrl), without a trailing slash. */
+    private readonly baseUrl: string,
   ) {}
 
   async generate(
     path: string,
     expirySeconds: number,
     who: Identity,
-    requestOrigin: string,
   ): Promise<{ token: string; url: string; expires_at: string }> {
     if (!Number.isInteger(expirySeconds) || expirySeconds < 1 || expirySeconds > MAX_LINK_SECONDS) {
       throw errors.invalidRequest(`expiry_seconds must be an integer in 1..${MAX_LINK_SECONDS}`);
@@ -43,7 +42,7 @@ export class LinkService {
     linkGenerations.inc();
     return {
       token,
-      url: `${this.externalUrl.replace(/\/+$/, '') || requestOrigin}/download/${token}`,
+      url: `${this.baseUrl}/download/${token}`,
       expires_at: new Date(Math.floor(expiresAt.getTime() / 1000) * 1000).toISOString(),
     };
   }

@@ -7,7 +7,7 @@ import { NoopBackend } from '../backends/noop.js';
 import type { S3Backend } from '../backends/s3.js';
 import type { Backend } from '../backends/types.js';
 import { deadlinesOf, type Deadlines } from '../config/deadlines.js';
-import { identities, isClusterMode } from '../config/rules.js';
+import { identities, isClusterMode, publicBaseUrl } from '../config/rules.js';
 import type { Config } from '../config/schema.js';
 import { ContentCache } from '../core/content-cache.js';
 import { Engine } from '../core/engine.js';
@@ -161,7 +161,12 @@ export async function buildServices({
   });
   const linkSecret =
     config.auth.single_use_link_secret || persistentSecret(root, 'link-secret').value;
-  const links = new LinkService(engine, store, linkSecret, config.server.external_url);
+  const links = new LinkService(
+    engine,
+    store,
+    linkSecret,
+    publicBaseUrl(config, shared.https ?? false),
+  );
   const rl = config.rate_limit;
   // Buckets hold per cluster (Redis), else per instance (the primary's, for its workers).
   const limiter = (name: RateLimitName, spec: BucketSpec): RateLimiter =>

@@ -63,6 +63,27 @@ describe.each(STORES)('links API (%s)', (store) => {
     await expectError(await download(link.token), 410, 'LINK_USED');
   });
 
+  it("the link URL never comes from the request's Host (nor X-Forwarded-Host)", async () => {
+    const path = `${uniq('link')}/host.txt`;
+    await api.create(path, 'host');
+    const res = await api.raw({
+      method: 'POST',
+      path: '/v1/links/generate',
+      headers: {
+        Host: 'evil.example',
+        'X-Forwarded-Host': 'evil2.example',
+        'X-Forwarded-Proto': 'https',
+        'Content-Type': 'application/json',
+      },
+      body: JSON.stringify({ path, expiry_seconds: 60 }),
+    });
+    expect(res.status, res.body.toString()).toBe(201);
+    const link = JSON.parse(res.body.toString()) as Link;
+    // No public_url nor external_url: the listen address (127.0.0.1:port in these tests).
+    expect(link.url).toBe(`http://127.0.0.1:${api.port}/download/${link.token}`);
+    expect(link.url).not.toContain('evil');
+  });
+
   it('HEAD on a link → 405 with Allow: GET, and the link stays unspent', async () => {
     const path = `${uniq('link')}/head.txt`;
     await api.create(path, 'kept for the GET');
@@ -262,5 +283,28 @@ describe.each(STORES)('links API (%s)', (store) => {
       expect([res.status, await res.text()]).toEqual([200, 'kept']);
       await expectError(await download(link.token), 410, 'LINK_USED');
     });
+  });
+});
+
+describe('links API with server.public_url', () => {
+  const PUBLIC = 'https://files.example.com/callfs';
+  const api = useServer('sqlite', {
+    config: { server: { public_url: `${PUBLIC}/`, external_url: 'http://10.0.0.9:8443' } },
+  });
+
+  it('link URLs start with public_url (not external_url, not the Host header)', async () => {
+    const path = `${uniq('link')}/public.txt`;
+    await api.create(path, 'public');
+    const res = await api.raw({
+      method: 'POST',
+      path: '/v1/links/generate',
+      headers: { Host: 'evil.example', 'Content-Type': 'application/json' },
+      body: JSON.stringify({ path, expiry_seconds: 60 }),
+    });
+    expect(res.status, res.body.toString()).toBe(201);
+    const link = JSON.parse(res.body.toString()) as Link;
+    expect(link.url).toBe(`${PUBLIC}/download/${link.token}`);
+    const get = await fetch(`${api.url}/download/${link.token}`);
+    expect([get.status, await get.text()]).toEqual([200, 'public']);
   });
 });

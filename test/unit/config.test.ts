@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, fromEnv, loadConfig } from '../../src/config/load.js';
-import { identities } from '../../src/config/rules.js';
+import { identities, publicBaseUrl } from '../../src/config/rules.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'callfs-config-'));
 let n = 0;
@@ -141,6 +141,19 @@ describe('loadConfig', () => {
       `auth: {api_keys: ["${KEY}"]}\ndlm: {type: redis, redis_addr: "r:6379"}\n`,
       'metadata_store.type: a cluster',
     ],
+    ...[
+      'files.example.com',
+      'ftp://files.example.com',
+      'https://x.example/?a=1',
+      'https://u:p@x.example',
+      '/download',
+    ].map(
+      (url) =>
+        [
+          `auth: {api_keys: ["${KEY}"]}\nserver: {public_url: "${url}"}\n`,
+          `server.public_url: not an absolute http(s) URL without query or fragment: "${url}"`,
+        ] as [string, string],
+    ),
     [
       `auth: {api_keys: ["${KEY}"]}\ndlm: {type: redis, redis_addr: "r:6379"}\n`,
       'auth.internal_proxy_secret: required in cluster mode',
@@ -171,6 +184,29 @@ describe('loadConfig', () => {
     ]);
     expect(rules.join('\n')).not.toContain('short-secret');
     expect(rules.join('\n')).not.toContain('tiny');
+  });
+
+  it('link URLs: public_url, else external_url, else the listen address (never a request)', () => {
+    const base = (server: Record<string, string>, https = false) =>
+      publicBaseUrl(
+        loadConfig({
+          file: file(`auth: {api_keys: ["${KEY}"]}\nserver: ${JSON.stringify(server)}\n`),
+          env: {},
+        }).config,
+        https,
+      );
+    expect(base({ public_url: 'https://files.example.com/p/', external_url: 'http://a:1' })).toBe(
+      'https://files.example.com/p',
+    );
+    expect(base({ external_url: 'http://peer.internal:8443/' })).toBe('http://peer.internal:8443');
+    expect(base({})).toBe('http://localhost:8443');
+    expect(base({ listen_addr: '0.0.0.0:9000' }, true)).toBe('https://localhost:9000');
+    expect(base({ listen_addr: '[::]:9000' })).toBe('http://localhost:9000');
+    expect(base({ listen_addr: '10.1.2.3:9000' })).toBe('http://10.1.2.3:9000');
+    expect(base({ listen_addr: '[::1]:9000' })).toBe('http://[::1]:9000');
+    expect(
+      problems(`auth: {api_keys: ["${KEY}"]}\nserver: {public_url: "http://x.example:8080/a"}\n`),
+    ).toEqual([]);
   });
 
   it('duplicate YAML keys are an error', () => {
