@@ -48,6 +48,18 @@ export function isClusterMode(config: Config): boolean {
   );
 }
 
+/** Valid but risky settings, each naming its key (`config validate` and the start log show them). */
+export function configWarnings(config: Config): string[] {
+  const warnings: string[] = [];
+  if (isClusterMode(config) && config.instance_discovery.instance_id === '') {
+    warnings.push(
+      'instance_discovery.instance_id: not set, so it is the hostname; instances on one ' +
+        'machine share it and only the first of them starts: set a unique id per instance',
+    );
+  }
+  return warnings;
+}
+
 /** Checks that span several keys; each problem names its key. Never echoes a secret. */
 export function semanticProblems(config: Config, ctx: { quickstart: boolean }): string[] {
   const problems: string[] = [];

@@ -1,9 +1,11 @@
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, fromEnv, loadConfig } from '../../src/config/load.js';
 import { identities, publicBaseUrl } from '../../src/config/rules.js';
+import { CLI } from '../helpers/callfs.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'callfs-config-'));
 let n = 0;
@@ -207,6 +209,46 @@ describe('loadConfig', () => {
     expect(
       problems(`auth: {api_keys: ["${KEY}"]}\nserver: {public_url: "http://x.example:8080/a"}\n`),
     ).toEqual([]);
+  });
+
+  describe('instance_id defaulted (empty) in cluster mode: a warning, not an error', () => {
+    const cluster = (discovery: string) =>
+      file(
+        `auth: {api_keys: ["${KEY}"], internal_proxy_secret: "${KEY}i", single_use_link_secret: "${KEY}l"}\n` +
+          `metadata_store: {type: postgres, dsn: "postgres://u@db/callfs"}\n` +
+          `dlm: {type: redis, redis_addr: "redis:6379"}\n` +
+          `instance_discovery: {redis_registration: true${discovery}}\n`,
+      );
+    const WARNING =
+      'instance_discovery.instance_id: not set, so it is the hostname; instances on one machine ' +
+      'share it and only the first of them starts: set a unique id per instance';
+
+    it('loadConfig reports it; a set id or a single node does not', () => {
+      expect(loadConfig({ file: cluster(''), env: {} }).warnings).toEqual([WARNING]);
+      expect(loadConfig({ file: cluster(', instance_id: node-1'), env: {} }).warnings).toEqual([]);
+      expect(
+        loadConfig({ file: cluster(''), env: { CALLFS_INSTANCE_DISCOVERY__INSTANCE_ID: 'n2' } })
+          .warnings,
+      ).toEqual([]);
+      expect(
+        loadConfig({ file: file(`auth: {api_keys: ["${KEY}"]}\n`), env: {} }).warnings,
+      ).toEqual([]);
+    });
+
+    it('`callfs config validate` prints it and exits 0', () => {
+      const validate = (f: string) =>
+        spawnSync(process.execPath, [CLI, 'config', 'validate', '--config', f], {
+          encoding: 'utf8',
+          env: Object.fromEntries(
+            Object.entries(process.env).filter(([k]) => !k.startsWith('CALLFS_')),
+          ),
+          timeout: 20_000,
+        });
+      const warned = validate(cluster(''));
+      expect([warned.status, warned.stderr]).toEqual([0, `warning: ${WARNING}\n`]);
+      const quiet = validate(cluster(', instance_id: node-1'));
+      expect([quiet.status, quiet.stderr]).toEqual([0, '']);
+    });
   });
 
   it('duplicate YAML keys are an error', () => {
