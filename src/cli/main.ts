@@ -78,6 +78,7 @@ config
       const loaded = loadConfig({ file: flags.config });
       for (const key of loaded.unknownKeys)
         process.stderr.write(`warning: unknown key ignored: ${key}\n`);
+      for (const warning of loaded.warnings) process.stderr.write(`warning: ${warning}\n`);
       process.stdout.write(`${flags.config}: ok\n`);
     } catch (err) {
       await reportConfigError(err);

@@ -3,7 +3,7 @@ import { extname } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
 import { configSchema, type Config } from './schema.js';
-import { semanticProblems } from './rules.js';
+import { configWarnings, semanticProblems } from './rules.js';
 
 export class ConfigError extends Error {
   constructor(
@@ -20,6 +20,8 @@ export interface LoadedConfig {
   config: Config;
   /** Unknown keys, named in full ("raft.enabled"); logged and otherwise ignored. */
   unknownKeys: string[];
+  /** Valid but risky settings (rules.ts configWarnings); logged at start. */
+  warnings: string[];
   /** True when no config file was given: the quickstart may generate an API key. */
   quickstart: boolean;
   source: string | null;
@@ -174,6 +176,7 @@ export function loadConfig(opts: LoadOptions = {}): LoadedConfig {
     return {
       config: result.data,
       unknownKeys: unknown.warnings,
+      warnings: configWarnings(result.data),
       quickstart,
       source: opts.file ?? null,
     };

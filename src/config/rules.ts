@@ -48,6 +48,18 @@ export function isClusterMode(config: Config): boolean {
   );
 }
 
+/** Valid but risky settings, each naming its key (`config validate` and the start log show them). */
+export function configWarnings(config: Config): string[] {
+  const warnings: string[] = [];
+  if (isClusterMode(config) && config.instance_discovery.instance_id === '') {
+    warnings.push(
+      'instance_discovery.instance_id: not set, so it is the hostname; instances on one ' +
+        'machine share it and only the first of them starts: set a unique id per instance',
+    );
+  }
+  return warnings;
+}
+
 /** Checks that span several keys; each problem names its key. Never echoes a secret. */
 export function semanticProblems(config: Config, ctx: { quickstart: boolean }): string[] {
   const problems: string[] = [];
@@ -87,6 +99,11 @@ export function semanticProblems(config: Config, ctx: { quickstart: boolean }): 
   }
   if ((server.cert_file === '') !== (server.key_file === '')) {
     problems.push('server.key_file: cert_file and key_file go together');
+  }
+  if (server.public_url !== '' && !isBaseUrl(server.public_url)) {
+    problems.push(
+      `server.public_url: not an absolute http(s) URL without query or fragment: "${server.public_url}"`,
+    );
   }
   if (parseListenAddr(server.listen_addr) === null) {
     problems.push(`server.listen_addr: not a [host]:port address: "${server.listen_addr}"`);
@@ -129,6 +146,40 @@ export function semanticProblems(config: Config, ctx: { quickstart: boolean }): 
     problems.push(`backend.s3_acl: not a canned ACL (${S3_CANNED_ACLS.join(', ')})`);
   }
   return problems;
+}
+
+/** http(s)://host[:port][/prefix]: a base other URLs are built on (no credentials, query, fragment). */
+function isBaseUrl(value: string): boolean {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return false;
+  }
+  return (
+    (url.protocol === 'http:' || url.protocol === 'https:') &&
+    url.hostname !== '' &&
+    url.username === '' &&
+    url.password === '' &&
+    url.search === '' &&
+    url.hash === '' &&
+    !/[?#]/.test(value)
+  );
+}
+
+/**
+ * The base of link URLs users get (SPEC §1): server.public_url, else
+ * server.external_url, else the listen address (localhost for a wildcard
+ * bind). Never a request's Host header, which any client can set.
+ */
+export function publicBaseUrl(config: Config, https: boolean): string {
+  const { public_url, external_url, listen_addr } = config.server;
+  const configured = public_url || external_url;
+  if (configured !== '') return configured.replace(/\/+$/, '');
+  const addr = parseListenAddr(listen_addr) ?? { host: '', port: 8443 };
+  const wildcard = ['', '0.0.0.0', '::'].includes(addr.host);
+  const host = wildcard ? 'localhost' : addr.host.includes(':') ? `[${addr.host}]` : addr.host;
+  return `${https ? 'https' : 'http'}://${host}:${addr.port}`;
 }
 
 /** ":8443", "0.0.0.0:8443", "[::1]:8443" → host/port; null when malformed. */

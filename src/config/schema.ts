@@ -58,6 +58,8 @@ export const configSchema = z.object({
       listen_addr: z.string().default(':8443'),
       protocol: z.enum(['http', 'https', 'auto']).default('auto'),
       external_url: z.string().default(''),
+      // Base of link URLs users get; '' = external_url, else the listen address.
+      public_url: z.string().default(''),
       cert_file: z.string().default(''),
       key_file: z.string().default(''),
       read_timeout: durationMs.default(30_000),

@@ -103,6 +103,10 @@ function throwAs(code: ErrorCode, message: string, details: Record<string, strin
   throw new CallFSError(code, message, { details });
 }
 
+/** The store's `onlyOwner` for a mover: none for internal-proxy, who may modify anything. */
+const ownerRule = (who: Identity): string | undefined =>
+  who.user === INTERNAL_USER ? undefined : who.user;
+
 const currentRequestId = () => requestContext.getStore()?.traceId ?? randomUUID();
 
 /**
@@ -485,12 +489,17 @@ export class Engine {
     } else if (parentEntry.type !== 'directory') {
       throw errors.exists(parent);
     }
-    // Peers holding bytes inside a moved directory rename theirs first.
-    const peersMoved = source.type === 'directory' ? await this.movePeerBytes(from, to) : [];
+    // Only the owner moves a subtree, every entry of it included (SPEC §3): the
+    // store checks that in the move's own transaction. Peers holding bytes inside
+    // a moved directory rename theirs first (after the same check, done while
+    // finding them, so a refused move never touches a peer).
+    const onlyOwner = ownerRule(who);
+    const peersMoved =
+      source.type === 'directory' ? await this.movePeerBytes(from, to, onlyOwner) : [];
     // Metadata next (one transaction, subtree included), then our own bytes.
     let moved: Entry;
     try {
-      moved = await this.o.store.move(from, to, { overwrite: req.overwrite });
+      moved = await this.o.store.move(from, to, { overwrite: req.overwrite, onlyOwner });
     } catch (err) {
       await this.undoPeerBytes(peersMoved, from, to);
       await this.undoDirectories(madeParents);
@@ -605,7 +614,11 @@ export class Engine {
         if (req.createParents) {
           await this.o.store.ensureDirectories(parent, who.user, targetType, this.o.instanceId);
         }
-        moved = await this.o.store.move(from, to, { overwrite: req.overwrite, patch });
+        moved = await this.o.store.move(from, to, {
+          overwrite: req.overwrite,
+          patch,
+          onlyOwner: ownerRule(who),
+        });
       }
     } catch (err) {
       // The source still rules: drop the copy (unless it replaced bytes the metadata uses).
@@ -654,14 +667,20 @@ export class Engine {
     await backend.move(from, to);
   }
 
-  /** Instances other than this one that hold localfs bytes below `dir`. */
-  private async remoteOwnersBelow(dir: string): Promise<Set<string>> {
+  /**
+   * Instances other than this one that hold localfs bytes below `dir`. With
+   * `onlyOwner`, an entry of someone else is PERMISSION_DENIED (the store
+   * checks again inside the move's transaction; this is so that no peer
+   * moves bytes for a move that will be refused).
+   */
+  private async remoteOwnersBelow(dir: string, onlyOwner?: string): Promise<Set<string>> {
     const owners = new Set<string>();
     if (!this.o.clustered) return owners;
     let after: string | undefined;
     for (;;) {
       const page = await this.o.store.list(dir, { maxDepth: 1000, limit: 1000, after });
       for (const e of page) {
+        if (onlyOwner !== undefined) assertCanModify(e, { user: onlyOwner }, 'move');
         if (
           e.type === 'file' &&
           e.backendType === 'localfs' &&
@@ -675,8 +694,8 @@ export class Engine {
     }
   }
 
-  private async movePeerBytes(from: string, to: string): Promise<string[]> {
-    const owners = await this.remoteOwnersBelow(from);
+  private async movePeerBytes(from: string, to: string, onlyOwner?: string): Promise<string[]> {
+    const owners = await this.remoteOwnersBelow(from, onlyOwner);
     const done: string[] = [];
     try {
       for (const owner of owners) {

@@ -78,7 +78,8 @@ export const errors = {
     new CallFSError('DIRECTORY_NOT_EMPTY', `directory is not empty: ${path}`, {
       details: { path },
     }),
-  denied: (message: string) => new CallFSError('PERMISSION_DENIED', message),
+  denied: (message: string, details?: ErrorDetails) =>
+    new CallFSError('PERMISSION_DENIED', message, { details }),
   precondition: (message: string) => new CallFSError('PRECONDITION_FAILED', message),
   internal: (cause?: unknown) =>
     new CallFSError('INTERNAL_ERROR', 'internal server error', { cause }),

@@ -2,11 +2,19 @@ import type { Readable } from 'node:stream';
 import { CallFSError, errors } from '../core/errors.js';
 import type { Engine } from '../core/engine.js';
 import type { Identity } from '../core/identity.js';
-import type { Entry, MetadataStore } from '../metadata/types.js';
+import type { Entry, LinkTarget, MetadataStore } from '../metadata/types.js';
 import { linkConsumptions, linkGenerations } from '../observability/metrics.js';
 import { linkRecordId, mintToken, verifyToken } from './tokens.js';
 
 export const MAX_LINK_SECONDS = 86_400;
+
+const CHANGED = 'link expired: the file changed since the link was made';
+
+const sameVersion = (entry: Entry, target: LinkTarget): boolean =>
+  entry.path === target.path &&
+  entry.generation === target.generation &&
+  entry.ctime.getTime() === target.ctime.getTime() &&
+  entry.etag === target.etag;
 
 /** Generates and redeems single-use download links. */
 export class LinkService {
@@ -14,15 +22,14 @@ export class LinkService {
     private readonly engine: Engine,
     private readonly store: MetadataStore,
     private readonly secret: string,
-    /** server.external_url; empty = the origin the request came to. */
-    private readonly externalUrl: string,
+    /** Base of the link URLs (config/rules.ts publicBaseUrl), without a trailing slash. */
+    private readonly baseUrl: string,
   ) {}
 
   async generate(
     path: string,
     expirySeconds: number,
     who: Identity,
-    requestOrigin: string,
   ): Promise<{ token: string; url: string; expires_at: string }> {
     if (!Number.isInteger(expirySeconds) || expirySeconds < 1 || expirySeconds > MAX_LINK_SECONDS) {
       throw errors.invalidRequest(`expiry_seconds must be an integer in 1..${MAX_LINK_SECONDS}`);
@@ -35,7 +42,7 @@ export class LinkService {
     linkGenerations.inc();
     return {
       token,
-      url: `${this.externalUrl.replace(/\/+$/, '') || requestOrigin}/download/${token}`,
+      url: `${this.baseUrl}/download/${token}`,
       expires_at: new Date(Math.floor(expiresAt.getTime() / 1000) * 1000).toISOString(),
     };
   }
@@ -53,13 +60,19 @@ export class LinkService {
         return this.fail('not_found', 'LINK_NOT_FOUND', 'unknown link');
       case 'expired':
         return this.fail('expired', 'LINK_EXPIRED', 'link expired');
+      case 'changed':
+        return this.fail('expired', 'LINK_EXPIRED', CHANGED);
       case 'used':
         return this.fail('invalid', 'LINK_USED', 'link already used');
       case 'ok':
         break;
     }
-    const entry = await this.engine.stat(result.path as string);
-    if (entry.type !== 'file') throw errors.notFound(entry.path);
+    // Fresh from the store, not the cache: the version served is the one the link
+    // is bound to, checked again in case it changed since the link was redeemed.
+    const entry = await this.store.get(result.target.path);
+    if (!entry || entry.type !== 'file' || !sameVersion(entry, result.target)) {
+      return this.fail('expired', 'LINK_EXPIRED', CHANGED);
+    }
     const body = await this.engine.openFromOwner(entry);
     linkConsumptions.inc({ status: 'success' });
     return { entry, body };

@@ -59,6 +59,18 @@ CREATE TABLE links (
 CREATE INDEX links_expires ON links (expires_at);
 `,
   },
+  {
+    version: 2,
+    description: 'single-use links bound to the entry they were made for',
+    // No foreign key: the entry may go; the link then no longer matches. Links made
+    // before this version have NULLs here, match nothing and answer 410 LINK_EXPIRED.
+    sql: `
+ALTER TABLE links ADD COLUMN entry_id INTEGER;
+ALTER TABLE links ADD COLUMN entry_generation INTEGER;
+ALTER TABLE links ADD COLUMN entry_ctime INTEGER;
+ALTER TABLE links ADD COLUMN entry_etag TEXT;
+`,
+  },
 ];
 
 export const postgresMigrations: readonly Migration[] = [
@@ -102,6 +114,17 @@ CREATE TABLE links (
   used_at TIMESTAMPTZ
 );
 CREATE INDEX links_expires ON links (expires_at);
+`,
+  },
+  {
+    version: 2,
+    description: 'single-use links bound to the entry they were made for',
+    sql: `
+ALTER TABLE links
+  ADD COLUMN entry_id BIGINT,
+  ADD COLUMN entry_generation BIGINT,
+  ADD COLUMN entry_ctime TIMESTAMPTZ,
+  ADD COLUMN entry_etag TEXT;
 `,
   },
 ];

@@ -20,13 +20,23 @@ import {
   postgresMigrations,
 } from './migrations.js';
 import { ROOT, assertPath, depthOf, isWithin, nameOf, parentOf, subtreeRange } from './paths.js';
-import { ENTRY_COLUMNS, ancestorsOf, toEntry, translated, type EntryRow } from './rows.js';
+import {
+  ENTRY_COLUMNS,
+  ancestorsOf,
+  foreignEntry,
+  linkRefusal,
+  linkTarget,
+  toEntry,
+  translated,
+  type EntryRow,
+} from './rows.js';
 import type {
   Entry,
   LinkRecord,
-  LinkStatus,
+  LinkRedemption,
   ListOptions,
   MetadataStore,
+  MoveOptions,
   NewEntry,
   PendingWrite,
 } from './types.js';
@@ -402,11 +412,7 @@ export class PostgresStore implements MetadataStore {
     );
   }
 
-  async move(
-    from: string,
-    to: string,
-    opts: { overwrite: boolean; patch?: Partial<Pick<Entry, 'backendType' | 'instanceId'>> },
-  ): Promise<Entry> {
+  async move(from: string, to: string, opts: MoveOptions): Promise<Entry> {
     assertPath(from);
     assertPath(to);
     if (from === ROOT || to === ROOT) throw errors.invalidRequest('the root directory cannot move');
@@ -420,22 +426,40 @@ export class PostgresStore implements MetadataStore {
         const toParentPath = parentOf(to) ?? ROOT;
         const toParent = await byPath(db, toParentPath, 'FOR KEY SHARE');
         if (!toParent || toParent.type !== 'directory') throw errors.notFound(toParentPath);
+        const { onlyOwner } = opts;
+        if (onlyOwner !== undefined && src.owner !== onlyOwner) {
+          throw foreignEntry(onlyOwner, src.path, src.owner);
+        }
         // A move is a committed write of `to` (and of `from`): writers fenced on an
         // older generation of either path must lose, so bump past both.
         let generation = Number(src.generation) + 1;
         const { lo, hi } = subtreeRange(from);
         if (from !== to) {
-          const dest = await byPath(db, to, 'FOR UPDATE');
-          if (dest) {
-            if (!opts.overwrite || dest.type === 'directory') throw errors.exists(to);
-            await db.query('DELETE FROM entries WHERE id = $1', [dest.id]);
-            generation = Math.max(generation, Number(dest.generation) + 1);
-          }
           if (src.type === 'directory') {
             await db.query('SELECT id FROM entries WHERE path > $1 AND path < $2 FOR UPDATE', [
               lo,
               hi,
             ]);
+            // A statement of its own, after the lock above waited out in-flight inserts:
+            // under READ COMMITTED it sees them, so no foreign file slips in unchecked.
+            if (onlyOwner !== undefined) {
+              const { rows } = await db.query<{ path: string; owner: string }>(
+                `SELECT path, owner FROM entries WHERE path > $1 AND path < $2 AND owner <> $3
+                 ORDER BY path LIMIT 1`,
+                [lo, hi, onlyOwner],
+              );
+              const foreign = rows[0];
+              if (foreign) throw foreignEntry(onlyOwner, foreign.path, foreign.owner);
+            }
+          }
+          const dest = await byPath(db, to, 'FOR UPDATE');
+          if (dest) {
+            if (!opts.overwrite || dest.type === 'directory') throw errors.exists(to);
+            if (onlyOwner !== undefined && dest.owner !== onlyOwner) {
+              throw foreignEntry(onlyOwner, dest.path, dest.owner);
+            }
+            await db.query('DELETE FROM entries WHERE id = $1', [dest.id]);
+            generation = Math.max(generation, Number(dest.generation) + 1);
           }
         }
         const moved = await db.query<EntryRow>(
@@ -471,31 +495,36 @@ export class PostgresStore implements MetadataStore {
 
   async createLink(link: LinkRecord): Promise<void> {
     return this.#run('create_link', async () => {
-      await this.#pool.query(
-        'INSERT INTO links (id, path, created_by, expires_at) VALUES ($1, $2, $3, $4)',
-        [link.id, link.path, link.createdBy, link.expiresAt],
+      // One statement: the binding is the entry as it is when the link row is written.
+      const { rowCount } = await this.#pool.query(
+        `INSERT INTO links (id, path, created_by, expires_at, entry_id, entry_generation,
+           entry_ctime, entry_etag)
+         SELECT $1, path, $2, $3, id, generation, ctime, etag FROM entries WHERE path = $4`,
+        [link.id, link.createdBy, link.expiresAt, link.path],
       );
+      if (!rowCount) throw errors.notFound(link.path);
     });
   }
 
-  async consumeLink(id: string, now: Date): Promise<{ status: LinkStatus; path?: string }> {
+  async consumeLink(id: string, now: Date): Promise<LinkRedemption> {
     return this.#run('consume_link', async () => {
       // One statement: the row lock makes concurrent callers queue, and the losers
       // re-check `used_at IS NULL` on the winner's version and match nothing.
-      const won = await this.#pool.query<{ path: string }>(
+      const won = await this.#pool.query<Record<string, unknown>>(
         `UPDATE links SET used_at = $2 WHERE id = $1 AND used_at IS NULL AND expires_at > $2
-         RETURNING path`,
+           AND EXISTS (SELECT 1 FROM entries e WHERE e.id = links.entry_id
+             AND e.path = links.path AND e.generation = links.entry_generation
+             AND e.ctime = links.entry_ctime AND e.etag IS NOT DISTINCT FROM links.entry_etag)
+         RETURNING path, entry_generation, entry_ctime, entry_etag`,
         [id, now],
       );
       const row = won.rows[0];
-      if (row) return { status: 'ok' as const, path: row.path };
-      const { rows } = await this.#pool.query<{ used_at: Date | null }>(
-        'SELECT used_at FROM links WHERE id = $1',
+      if (row) return { status: 'ok' as const, target: linkTarget(row) };
+      const { rows } = await this.#pool.query<{ used_at: Date | null; expires_at: Date }>(
+        'SELECT used_at, expires_at FROM links WHERE id = $1',
         [id],
       );
-      const link = rows[0];
-      if (!link) return { status: 'not_found' as const };
-      return { status: link.used_at === null ? ('expired' as const) : ('used' as const) };
+      return { status: linkRefusal(rows[0], now.getTime()) };
     });
   }
 

@@ -5,7 +5,7 @@
  * numeric goes through Number() and everything temporal through toDate().
  */
 import { CallFSError, errors, isCallFSError } from '../core/errors.js';
-import type { Entry, EntryType } from './types.js';
+import type { Entry, EntryType, LinkStatus, LinkTarget } from './types.js';
 import { parentOf } from './paths.js';
 
 export interface EntryRow {
@@ -47,6 +47,35 @@ export function toEntry(row: EntryRow): Entry {
     etag: row.etag,
     generation: Number(row.generation),
   };
+}
+
+/**
+ * A move with `onlyOwner` met an entry of someone else (see MetadataStore.move).
+ * Worded as core/identity's assertCanModify words it.
+ */
+export function foreignEntry(user: string, path: string, owner: string): CallFSError {
+  return errors.denied(`${user} may not move ${path}: owned by ${owner}`, { path });
+}
+
+/** The entry version a redeemed link serves, from its link row. */
+export function linkTarget(row: Record<string, unknown>): LinkTarget {
+  return {
+    path: String(row.path),
+    generation: Number(row.entry_generation),
+    ctime: toDate(row.entry_ctime as Date | number | string),
+    etag: row.entry_etag === null ? null : String(row.entry_etag),
+  };
+}
+
+/** Why a link was not redeemed, from its row (`used_at`, `expires_at`) read after the attempt. */
+export function linkRefusal(
+  link: { used_at?: unknown; expires_at?: unknown } | undefined,
+  nowMs: number,
+): Exclude<LinkStatus, 'ok'> {
+  if (!link) return 'not_found';
+  if (link.used_at !== null && link.used_at !== undefined) return 'used';
+  if (toDate(link.expires_at as Date | number | string).getTime() <= nowMs) return 'expired';
+  return 'changed';
 }
 
 /** Every segment-prefix of `dir` below the root, outermost first: /a, /a/b, /a/b/c. */

@@ -11,13 +11,23 @@ import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlit
 import { errors } from '../core/errors.js';
 import { SCHEMA_MIGRATIONS_TABLE, pendingMigrations, sqliteMigrations } from './migrations.js';
 import { ROOT, assertPath, depthOf, isWithin, nameOf, parentOf, subtreeRange } from './paths.js';
-import { ENTRY_COLUMNS, ancestorsOf, toEntry, translated, type EntryRow } from './rows.js';
+import {
+  ENTRY_COLUMNS,
+  ancestorsOf,
+  foreignEntry,
+  linkRefusal,
+  linkTarget,
+  toEntry,
+  translated,
+  type EntryRow,
+} from './rows.js';
 import type {
   Entry,
   LinkRecord,
-  LinkStatus,
+  LinkRedemption,
   ListOptions,
   MetadataStore,
+  MoveOptions,
   NewEntry,
   PendingWrite,
 } from './types.js';
@@ -280,11 +290,7 @@ export class SqliteStore implements MetadataStore {
     );
   }
 
-  async move(
-    from: string,
-    to: string,
-    opts: { overwrite: boolean; patch?: Partial<Pick<Entry, 'backendType' | 'instanceId'>> },
-  ): Promise<Entry> {
+  async move(from: string, to: string, opts: MoveOptions): Promise<Entry> {
     assertPath(from);
     assertPath(to);
     if (from === ROOT || to === ROOT) throw errors.invalidRequest('the root directory cannot move');
@@ -298,6 +304,19 @@ export class SqliteStore implements MetadataStore {
         const toParentPath = parentOf(to) ?? ROOT;
         const toParent = this.#byPath(toParentPath);
         if (!toParent || toParent.type !== 'directory') throw errors.notFound(toParentPath);
+        const { onlyOwner } = opts;
+        if (onlyOwner !== undefined) {
+          if (src.owner !== onlyOwner) throw foreignEntry(onlyOwner, src.path, src.owner);
+          if (src.type === 'directory' && from !== to) {
+            // BEGIN IMMEDIATE holds the write lock: no entry can join the subtree until COMMIT.
+            const foreign = this.#one(
+              `SELECT path, owner FROM entries WHERE path > ? AND path < ? AND owner <> ?
+               ORDER BY path LIMIT 1`,
+              [...rangeOf(from), onlyOwner],
+            );
+            if (foreign) throw foreignEntry(onlyOwner, String(foreign.path), String(foreign.owner));
+          }
+        }
         // A move is a committed write of `to` (and of `from`): writers fenced on an
         // older generation of either path must lose, so bump past both.
         let generation = Number(src.generation) + 1;
@@ -305,6 +324,9 @@ export class SqliteStore implements MetadataStore {
           const dest = this.#byPath(to);
           if (dest) {
             if (!opts.overwrite || dest.type === 'directory') throw errors.exists(to);
+            if (onlyOwner !== undefined && dest.owner !== onlyOwner) {
+              throw foreignEntry(onlyOwner, dest.path, dest.owner);
+            }
             this.#one('DELETE FROM entries WHERE id = ?', [dest.id]);
             generation = Math.max(generation, Number(dest.generation) + 1);
           }
@@ -340,28 +362,33 @@ export class SqliteStore implements MetadataStore {
 
   async createLink(link: LinkRecord): Promise<void> {
     return this.#run('create_link', () => {
-      this.#one('INSERT INTO links (id, path, created_by, expires_at) VALUES (?, ?, ?, ?)', [
-        link.id,
-        link.path,
-        link.createdBy,
-        link.expiresAt.getTime(),
-      ]);
+      // One statement: the binding is the entry as it is when the link row is written.
+      const row = this.#one(
+        `INSERT INTO links (id, path, created_by, expires_at, entry_id, entry_generation,
+           entry_ctime, entry_etag)
+         SELECT ?, path, ?, ?, id, generation, ctime, etag FROM entries WHERE path = ?
+         RETURNING id`,
+        [link.id, link.createdBy, link.expiresAt.getTime(), link.path],
+      );
+      if (!row) throw errors.notFound(link.path);
     });
   }
 
-  async consumeLink(id: string, now: Date): Promise<{ status: LinkStatus; path?: string }> {
+  async consumeLink(id: string, now: Date): Promise<LinkRedemption> {
     return this.#run('consume_link', () => {
       const at = now.getTime();
       const row = this.#one(
         `UPDATE links SET used_at = ? WHERE id = ? AND used_at IS NULL AND expires_at > ?
-         RETURNING path`,
+           AND EXISTS (SELECT 1 FROM entries e WHERE e.id = links.entry_id
+             AND e.path = links.path AND e.generation = links.entry_generation
+             AND e.ctime = links.entry_ctime AND e.etag IS links.entry_etag)
+         RETURNING path, entry_generation, entry_ctime, entry_etag`,
         [at, id, at],
       );
-      if (row) return { status: 'ok' as const, path: String(row.path) };
+      if (row) return { status: 'ok' as const, target: linkTarget(row) };
       // Lost the race or never eligible: a second read says which.
-      const link = this.#one('SELECT used_at FROM links WHERE id = ?', [id]);
-      if (!link) return { status: 'not_found' as const };
-      return { status: link.used_at === null ? ('expired' as const) : ('used' as const) };
+      const link = this.#one('SELECT used_at, expires_at FROM links WHERE id = ?', [id]);
+      return { status: linkRefusal(link, at) };
     });
   }
 

@@ -64,7 +64,8 @@ export interface ListOptions {
   after?: string;
 }
 
-export type LinkStatus = 'ok' | 'not_found' | 'used' | 'expired';
+/** `changed`: the entry the link was made for is no longer at its path as it was. */
+export type LinkStatus = 'ok' | 'not_found' | 'used' | 'expired' | 'changed';
 
 export interface LinkRecord {
   /** SHA-256 hex of the token's id; the token itself is never stored. */
@@ -72,6 +73,18 @@ export interface LinkRecord {
   path: string;
   createdBy: string;
   expiresAt: Date;
+}
+
+/** The version of an entry a link serves: what the redeemer checks the entry it opens against. */
+export type LinkTarget = Pick<Entry, 'path' | 'generation' | 'ctime' | 'etag'>;
+
+export type LinkRedemption =
+  { status: 'ok'; target: LinkTarget } | { status: Exclude<LinkStatus, 'ok'> };
+
+export interface MoveOptions {
+  overwrite: boolean;
+  patch?: Partial<Pick<Entry, 'backendType' | 'instanceId'>>;
+  onlyOwner?: string;
 }
 
 export interface MetadataStore {
@@ -132,17 +145,26 @@ export interface MetadataStore {
    * FILE_ALREADY_EXISTS unless `overwrite` (then a destination *file* is
    * replaced; a destination directory is never replaced: 409). Returns the moved entry.
    * `patch` updates fields of the moved entry itself (backend/instance on cross-backend moves).
+   * `onlyOwner`: every entry the move changes or removes (the entry, its whole
+   * subtree, an overwritten destination) must be owned by this user, checked in
+   * the move's own transaction (a file created in the subtree meanwhile counts);
+   * otherwise PERMISSION_DENIED before anything changes, `details.path` naming
+   * the first foreign entry (the entry, else its subtree's first in path order,
+   * else the destination).
    */
-  move(
-    from: string,
-    to: string,
-    opts: { overwrite: boolean; patch?: Partial<Pick<Entry, 'backendType' | 'instanceId'>> },
-  ): Promise<Entry>;
+  move(from: string, to: string, opts: MoveOptions): Promise<Entry>;
 
+  /**
+   * Records a link bound to the entry at `link.path` now: its row, generation,
+   * ctime and etag (a path deleted and re-created starts again at generation
+   * 1, so the generation alone would not tell). FILE_NOT_FOUND when absent.
+   */
   createLink(link: LinkRecord): Promise<void>;
   /**
-   * Atomically marks a link used and returns its path; exactly one of any
-   * number of concurrent callers gets status "ok".
+   * Atomically marks a link used and returns the entry version it serves;
+   * exactly one of any number of concurrent callers gets status "ok". A link
+   * whose entry changed since (replaced, moved, deleted, re-created) is
+   * "changed" and stays unused. Otherwise, in order: not_found, used, expired.
    */
-  consumeLink(id: string, now: Date): Promise<{ status: LinkStatus; path?: string }>;
+  consumeLink(id: string, now: Date): Promise<LinkRedemption>;
 }

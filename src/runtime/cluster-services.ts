@@ -25,6 +25,8 @@ export interface ClusterParts {
   registry: Registry;
   proxy: InternalProxy;
   readiness: ReadinessCheck[];
+  /** Before listening: take the instance id, or fail when a live instance has it. */
+  claim(): Promise<void>;
   /** After the listener is up: register and start heartbeats. */
   start(): Promise<void>;
   close(): Promise<void>;
@@ -41,6 +43,8 @@ export function buildClusterParts(opts: {
   config: Config;
   instanceId: string;
   https: boolean;
+  /** Identifies this start of the instance (the same in all its workers). */
+  startToken: string;
   log: Logger;
 }): ClusterParts {
   const { config, instanceId, log } = opts;
@@ -64,6 +68,7 @@ export function buildClusterParts(opts: {
       url: advertisedUrl(config, opts.https),
       started_at: new Date().toISOString(),
       version: VERSION,
+      start_token: opts.startToken,
     },
     {
       redis,
@@ -96,10 +101,13 @@ export function buildClusterParts(opts: {
         check: async () => void (await fromRedis(redis.ping(), deadlines.redisMs)),
       },
     ],
-    async start() {
+    async claim() {
       await waitReady(redis, 5000).catch(() => {
         log.warn('redis not reachable at start: writes answer 503 until it is');
       });
+      await registry.claim();
+    },
+    async start() {
       await registry.start();
     },
     async close() {

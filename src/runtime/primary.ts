@@ -1,4 +1,5 @@
 import cluster, { type Worker } from 'node:cluster';
+import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import type { LoadedConfig } from '../config/load.js';
 import { KeyRing } from '../core/keyring.js';
@@ -33,12 +34,16 @@ export async function runPrimary(
 ): Promise<void> {
   const log = loggerFor(loaded).child({ role: 'primary' });
   for (const key of loaded.unknownKeys) log.warn({ key }, 'unknown config key ignored');
+  for (const warning of loaded.warnings) log.warn(warning);
+  // The workers register under the primary's start token: one instance, one registration.
+  const startToken = randomUUID();
   let users: ReturnType<typeof resolveUsers>;
   try {
     users = resolveUsers(loaded, log, print);
-    const setup = await buildServices({ config: loaded.config, log, users });
+    const setup = await buildServices({ config: loaded.config, log, users, startToken });
     try {
       await prepareStorage(setup, loaded, log);
+      await setup.claim();
     } finally {
       await setup.close();
     }
@@ -140,7 +145,7 @@ export async function runPrimary(
 
   cluster.setupPrimary({ execArgv: withDefaultV8Flags(process.execArgv) });
   const fork = (slot: number) => {
-    const w = cluster.fork({ CALLFS_WORKER_SLOT: String(slot) });
+    const w = cluster.fork({ CALLFS_WORKER_SLOT: String(slot), CALLFS_START_TOKEN: startToken });
     w.on('message', (m: unknown) => onMessage(w, m));
     // A worker killed outright still looks connected until its channel's EOF is read; a
     // send in that gap fails with EPIPE, emitted here. Unhandled, it would kill the

@@ -86,19 +86,20 @@ export interface ServeOptions {
 export async function serve(loaded: LoadedConfig, opts: ServeOptions): Promise<RunningServer> {
   const { config } = loaded;
   const log = loggerFor(loaded);
-  if (opts.owner)
+  if (opts.owner) {
     for (const key of loaded.unknownKeys) log.warn({ key }, 'unknown config key ignored');
+    for (const warning of loaded.warnings) log.warn(warning);
+  }
   const users = resolveUsers(loaded, log, opts.print);
   collectDefaultMetrics();
   const https = usesHttps(config);
   const services = await buildServices({ config, log, users, https, ...opts.shared });
-  if (opts.owner) {
-    try {
-      await prepareStorage(services, loaded, log);
-    } catch (err) {
-      await services.close();
-      throw err;
-    }
+  try {
+    if (opts.owner) await prepareStorage(services, loaded, log);
+    await services.claim();
+  } catch (err) {
+    await services.close();
+    throw err;
   }
   const app = createApp({
     ...services.deps,

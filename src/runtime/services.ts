@@ -1,3 +1,5 @@
+import nodeCluster from 'node:cluster';
+import { randomUUID } from 'node:crypto';
 import { availableParallelism, hostname } from 'node:os';
 import { resolve } from 'node:path';
 import type { Logger } from 'pino';
@@ -7,7 +9,7 @@ import { NoopBackend } from '../backends/noop.js';
 import type { S3Backend } from '../backends/s3.js';
 import type { Backend } from '../backends/types.js';
 import { deadlinesOf, type Deadlines } from '../config/deadlines.js';
-import { identities, isClusterMode } from '../config/rules.js';
+import { identities, isClusterMode, publicBaseUrl } from '../config/rules.js';
 import type { Config } from '../config/schema.js';
 import { ContentCache } from '../core/content-cache.js';
 import { Engine } from '../core/engine.js';
@@ -39,6 +41,8 @@ export interface Services {
   store: MetadataStore;
   engine: Engine;
   deps: Omit<AppDeps, 'https' | 'metrics'>;
+  /** Before listening: take the instance id in the cluster registry (fails on a live duplicate). */
+  claim(): Promise<void>;
   /** Once listening: cluster registration and heartbeats. */
   start(): Promise<void>;
   close(): Promise<void>;
@@ -55,6 +59,8 @@ export interface BuildOptions {
   limiter?: (name: RateLimitName, spec: BucketSpec) => RateLimiter;
   /** Served over TLS (the advertised peer URL follows). */
   https?: boolean;
+  /** This start of the instance; default: a worker's from its primary, else a new one. */
+  startToken?: string;
 }
 
 /** pg pool counters when the store is PostgreSQL. */
@@ -121,7 +127,16 @@ export async function buildServices({
   ]);
   // A cluster shares locks, invalidations and rate limits through Redis.
   const cluster = isClusterMode(config)
-    ? buildClusterParts({ config, instanceId, https: shared.https ?? false, log })
+    ? buildClusterParts({
+        config,
+        instanceId,
+        https: shared.https ?? false,
+        startToken:
+          shared.startToken ??
+          (nodeCluster.isWorker ? process.env.CALLFS_START_TOKEN : undefined) ??
+          randomUUID(),
+        log,
+      })
     : null;
   const s3 = s3Configured(config) ? await s3Backend(config, cluster !== null, deadlines) : null;
   if (s3) backends.set('s3', new InstrumentedBackend(s3, backendLog));
@@ -161,7 +176,12 @@ export async function buildServices({
   });
   const linkSecret =
     config.auth.single_use_link_secret || persistentSecret(root, 'link-secret').value;
-  const links = new LinkService(engine, store, linkSecret, config.server.external_url);
+  const links = new LinkService(
+    engine,
+    store,
+    linkSecret,
+    publicBaseUrl(config, shared.https ?? false),
+  );
   const rl = config.rate_limit;
   // Buckets hold per cluster (Redis), else per instance (the primary's, for its workers).
   const limiter = (name: RateLimitName, spec: BucketSpec): RateLimiter =>
@@ -222,6 +242,9 @@ export async function buildServices({
         ...(s3 ? [{ name: 's3', dependency: 's3', check: () => s3.check() }] : []),
         ...(cluster?.readiness ?? []),
       ].map((c) => ({ ...c, timeoutMs: deadlines.readyMs })),
+    },
+    async claim() {
+      await cluster?.claim();
     },
     async start() {
       await cluster?.start();

@@ -717,6 +717,83 @@ describe.each(STORES)('files API (%s)', (store) => {
       expect(api.tmpFiles()).toEqual([]);
     });
 
+    it("bob may not move his directory while it holds alice's file; nothing moves (403)", async () => {
+      const dir = uniq('projects');
+      await api.mkdir(`${dir}/deep`, KEYS.bob);
+      await api.create(`${dir}/bob.txt`, 'bob', KEYS.bob);
+      await api.create(`${dir}/deep/plan.txt`, 'alice plan'); // alice's, in bob's tree
+      const head = async (path: string) => {
+        const res = await api.file('HEAD', path);
+        return {
+          status: res.status,
+          etag: res.headers.get('etag'),
+          owner: res.headers.get('x-callfs-owner'),
+        };
+      };
+      const plan = await head(`${dir}/deep/plan.txt`);
+      expect(plan).toMatchObject({ status: 200, owner: 'alice' });
+      const loot = uniq('bob-loot');
+      await api.mkdir(loot, KEYS.bob);
+
+      const refused = [
+        api.patch(dir, { name: `${dir.slice(1)}-loot` }, { key: KEYS.bob }),
+        api.patch(`${dir}/`, { destination: `${loot}/p` }, { key: KEYS.bob }),
+        api.patch(dir, { destination: `${loot}/new/p`, create_parents: true }, { key: KEYS.bob }),
+      ];
+      for (const res of refused) {
+        const body = await expectError(await res, 403, 'PERMISSION_DENIED');
+        expect(body).toEqual({
+          code: 'PERMISSION_DENIED',
+          message: `bob may not move ${dir}/deep/plan.txt: owned by alice`,
+          path: `${dir}/deep/plan.txt`,
+        });
+      }
+      // A directory never changes backend, and a non-empty one is not deleted.
+      await expectError(
+        await api.patch(dir, { destination: `${loot}/p`, backend: 'noop' }, { key: KEYS.bob }),
+        400,
+        'INVALID_REQUEST',
+      );
+      await expectError(
+        await api.file('DELETE', `${dir}/`, { key: KEYS.bob }),
+        409,
+        'DIRECTORY_NOT_EMPTY',
+      );
+      // Nothing moved: alice's file is where it was, same version, same bytes.
+      expect(await head(`${dir}/deep/plan.txt`)).toEqual(plan);
+      expect((await api.read(`${dir}/deep/plan.txt`, KEYS.bob)).bytes.toString()).toBe(
+        'alice plan',
+      );
+      expect((await api.stored(`${dir}/deep/plan.txt`)).toString()).toBe('alice plan');
+      expect((await api.read(`${dir}/bob.txt`)).bytes.toString()).toBe('bob');
+      const listed = await api.file('GET', loot);
+      expect(await listed.json()).toEqual([]);
+      expect((await api.file('HEAD', `${dir}-loot`)).status).toBe(404);
+      expect(api.tmpFiles()).toEqual([]);
+
+      // Once alice takes her file out, the tree is all bob's and moves.
+      const out = await api.patch(`${dir}/deep/plan.txt`, { destination: `${dir}-plan.txt` });
+      expect(out.status, await out.text()).toBe(200);
+      const moved = await api.patch(dir, { destination: `${loot}/p` }, { key: KEYS.bob });
+      expect(moved.status, await moved.text()).toBe(200);
+      expect((await api.read(`${loot}/p/bob.txt`)).bytes.toString()).toBe('bob');
+      expect((await api.file('HEAD', `${loot}/p/deep`)).headers.get('x-callfs-type')).toBe(
+        'directory',
+      );
+      expect((await api.file('HEAD', dir)).status).toBe(404);
+    });
+
+    it('bob moves a directory of only his own files (200)', async () => {
+      const dir = uniq('mine');
+      await api.create(`${dir}/a.txt`, 'a', KEYS.bob);
+      await api.create(`${dir}/sub/b.txt`, 'b', KEYS.bob);
+      const res = await api.patch(dir, { name: `${dir.slice(1)}-renamed` }, { key: KEYS.bob });
+      expect(res.status, await res.text()).toBe(200);
+      expect((await api.read(`${dir}-renamed/sub/b.txt`)).bytes.toString()).toBe('b');
+      expect((await api.stored(`${dir}-renamed/a.txt`)).toString()).toBe('a');
+      expect((await api.file('HEAD', dir)).status).toBe(404);
+    });
+
     it("bob creates inside alice's directory and owns what he creates", async () => {
       const dir = uniq('alice');
       await api.mkdir(dir);

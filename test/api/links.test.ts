@@ -2,7 +2,16 @@
  * Single-use download links: generate, redeem once, forgeries, expiry, races.
  */
 import { describe, expect, it } from 'vitest';
-import { STORES, expectError, sha256, sleep, uniq, useServer } from '../helpers/api.js';
+import {
+  KEYS,
+  STORES,
+  expectError,
+  sha256,
+  sleep,
+  uniq,
+  useServer,
+  type ErrorBody,
+} from '../helpers/api.js';
 
 interface Link {
   token: string;
@@ -52,6 +61,27 @@ describe.each(STORES)('links API (%s)', (store) => {
 
     await expectError(await download(link.token), 410, 'LINK_USED');
     await expectError(await download(link.token), 410, 'LINK_USED');
+  });
+
+  it("the link URL never comes from the request's Host (nor X-Forwarded-Host)", async () => {
+    const path = `${uniq('link')}/host.txt`;
+    await api.create(path, 'host');
+    const res = await api.raw({
+      method: 'POST',
+      path: '/v1/links/generate',
+      headers: {
+        Host: 'evil.example',
+        'X-Forwarded-Host': 'evil2.example',
+        'X-Forwarded-Proto': 'https',
+        'Content-Type': 'application/json',
+      },
+      body: JSON.stringify({ path, expiry_seconds: 60 }),
+    });
+    expect(res.status, res.body.toString()).toBe(201);
+    const link = JSON.parse(res.body.toString()) as Link;
+    // No public_url nor external_url: the listen address (127.0.0.1:port in these tests).
+    expect(link.url).toBe(`http://127.0.0.1:${api.port}/download/${link.token}`);
+    expect(link.url).not.toContain('evil');
   });
 
   it('HEAD on a link → 405 with Allow: GET, and the link stays unspent', async () => {
@@ -185,11 +215,96 @@ describe.each(STORES)('links API (%s)', (store) => {
     await expectError(await download(token), 410, 'LINK_EXPIRED');
   });
 
-  it('a link to a file deleted since → 404 (not a 5xx)', async () => {
-    const path = `${uniq('link')}/gone.txt`;
-    await api.create(path, 'gone');
-    const { token } = await generate(path);
-    expect((await api.file('DELETE', path)).status).toBe(204);
-    await expectError(await download(token), 404, 'FILE_NOT_FOUND');
+  describe('a link is bound to the file it was made for, not to its path', () => {
+    it("deleted, then re-created by bob: 410 LINK_EXPIRED, bob's bytes are not served", async () => {
+      const dir = uniq('share');
+      await api.mkdir(dir);
+      const path = `${dir}/share.txt`;
+      await api.create(path, 'alice shares this');
+      const link = await generate(path);
+      expect((await api.file('DELETE', path)).status).toBe(204);
+      await api.create(path, 'bob bytes', KEYS.bob);
+      for (let i = 0; i < 2; i++) {
+        const res = await download(link.token);
+        const text = await res.text();
+        expect(text).not.toContain('bob bytes');
+        const body = JSON.parse(text) as ErrorBody;
+        expect([res.status, body.code]).toEqual([410, 'LINK_EXPIRED']);
+      }
+      // Re-created by alice with her old bytes, it is a new file all the same.
+      const again = `${dir}/again.txt`;
+      await api.create(again, 'same');
+      const second = await generate(again);
+      expect((await api.file('DELETE', again)).status).toBe(204);
+      await api.create(again, 'same');
+      await expectError(await download(second.token), 410, 'LINK_EXPIRED');
+    });
+
+    it('replaced by PUT: 410 LINK_EXPIRED; a link made after the PUT serves the new bytes', async () => {
+      const path = `${uniq('share')}/put.txt`;
+      await api.create(path, 'version 1');
+      const old = await generate(path);
+      const put = await api.file('PUT', path, { body: 'version 2' });
+      expect(put.status).toBe(200);
+      await expectError(await download(old.token), 410, 'LINK_EXPIRED');
+      const fresh = await generate(path);
+      const res = await download(fresh.token);
+      expect([res.status, await res.text()]).toEqual([200, 'version 2']);
+    });
+
+    it('moved away (or away and back): 410 LINK_EXPIRED; deleted: 410 LINK_EXPIRED', async () => {
+      const dir = uniq('share');
+      await api.create(`${dir}/moved.txt`, 'm');
+      await api.create(`${dir}/back.txt`, 'b');
+      await api.create(`${dir}/gone.txt`, 'g');
+      const moved = await generate(`${dir}/moved.txt`);
+      const back = await generate(`${dir}/back.txt`);
+      const gone = await generate(`${dir}/gone.txt`);
+      const patch = async (from: string, name: string) => {
+        const res = await api.patch(`${dir}/${from}`, { name });
+        expect(res.status, await res.text()).toBe(200);
+      };
+      await patch('moved.txt', 'elsewhere.txt');
+      await patch('back.txt', 'tmp.txt');
+      await patch('tmp.txt', 'back.txt');
+      expect((await api.file('DELETE', `${dir}/gone.txt`)).status).toBe(204);
+      for (const link of [moved, back, gone]) {
+        await expectError(await download(link.token), 410, 'LINK_EXPIRED');
+      }
+    });
+
+    it('unchanged (while its neighbours change): 200 with its bytes', async () => {
+      const dir = uniq('share');
+      await api.create(`${dir}/kept.txt`, 'kept');
+      await api.create(`${dir}/other.txt`, 'other');
+      const link = await generate(`${dir}/kept.txt`);
+      expect((await api.file('PUT', `${dir}/other.txt`, { body: 'other 2' })).status).toBe(200);
+      const res = await download(link.token);
+      expect([res.status, await res.text()]).toEqual([200, 'kept']);
+      await expectError(await download(link.token), 410, 'LINK_USED');
+    });
+  });
+});
+
+describe('links API with server.public_url', () => {
+  const PUBLIC = 'https://files.example.com/callfs';
+  const api = useServer('sqlite', {
+    config: { server: { public_url: `${PUBLIC}/`, external_url: 'http://10.0.0.9:8443' } },
+  });
+
+  it('link URLs start with public_url (not external_url, not the Host header)', async () => {
+    const path = `${uniq('link')}/public.txt`;
+    await api.create(path, 'public');
+    const res = await api.raw({
+      method: 'POST',
+      path: '/v1/links/generate',
+      headers: { Host: 'evil.example', 'Content-Type': 'application/json' },
+      body: JSON.stringify({ path, expiry_seconds: 60 }),
+    });
+    expect(res.status, res.body.toString()).toBe(201);
+    const link = JSON.parse(res.body.toString()) as Link;
+    expect(link.url).toBe(`${PUBLIC}/download/${link.token}`);
+    const get = await fetch(`${api.url}/download/${link.token}`);
+    expect([get.status, await get.text()]).toEqual([200, 'public']);
   });
 });

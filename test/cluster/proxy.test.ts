@@ -229,6 +229,45 @@ describe('reads and writes through any instance', () => {
   });
 });
 
+describe("a directory holding another user's bytes on a peer", () => {
+  it("bob's move of his node1 directory holding alice's node2 file: 403, and node2 is never asked to move bytes", async () => {
+    const dir = uniq('projects');
+    await n1.mkdir(dir, KEYS.bob);
+    await n1.create(`${dir}/bob.txt`, 'bob', KEYS.bob);
+    await n2.create(`${dir}/plan.txt`, 'alice plan'); // alice's bytes on node2
+    const internalPosts = async () => {
+      let sum = 0;
+      for (const [key, value] of await n2.metrics()) {
+        if (
+          key.startsWith('callfs_http_requests_total{') &&
+          key.includes('method="POST"') &&
+          key.includes('path="/v1/internal/*"')
+        )
+          sum += value;
+      }
+      return sum;
+    };
+    const before = await internalPosts();
+    const etag = (await n3.file('HEAD', `${dir}/plan.txt`)).headers.get('etag');
+
+    for (const res of [
+      n1.patch(dir, { name: `${dir.slice(1)}-loot` }, { key: KEYS.bob }),
+      n3.patch(dir, { destination: `${dir}-loot` }, { key: KEYS.bob }),
+    ]) {
+      const body = await expectError(await res, 403, 'PERMISSION_DENIED');
+      expect(body.path).toBe(`${dir}/plan.txt`);
+    }
+    expect(await internalPosts()).toBe(before);
+    expect(n2.onDisk(`${dir}/plan.txt`)?.toString()).toBe('alice plan');
+    expect(n1.onDisk(`${dir}/bob.txt`)?.toString()).toBe('bob');
+    for (const node of [n1, n2, n3]) {
+      const head = await node.file('HEAD', `${dir}/plan.txt`);
+      expect([head.status, head.headers.get('etag')]).toEqual([200, etag]);
+      expect((await node.file('HEAD', `${dir}-loot`)).status).toBe(404);
+    }
+  });
+});
+
 describe('moving a file to another instance (PATCH {destination, instance})', () => {
   it('moves node1 bytes to node2 under a new name: metadata, disks, reads from node3', async () => {
     const from = uniq('mv-src') + '.bin';

@@ -54,6 +54,7 @@ const byteSort = (paths: string[]): string[] =>
   [...paths].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
 
 const paths = (entries: Entry[]): string[] => entries.map((e) => e.path);
+const deep = { maxDepth: 10, limit: 100 };
 
 export function metadataContract(
   name: string,
@@ -759,6 +760,87 @@ export function metadataContract(
         ]);
       });
 
+      it("with onlyOwner refuses, before changing anything, to move someone else's entry (403)", async () => {
+        const store = await fresh();
+        await store.ensureDirectories('/p/sub', 'bob', 'localfs', 'i1');
+        await store.commitFile(file('/p/b1', { owner: 'bob' }), null);
+        await store.commitFile(file('/p/sub/b2', { owner: 'bob' }), null);
+        await store.commitFile(file('/p/sub/a.txt'), null); // alice's, inside bob's tree
+        await store.commitFile(file('/p/z'), null); // alice's
+        const tree = async () => [await store.get('/p'), ...(await store.list('/p', deep))];
+        const before = await tree();
+
+        const denied = async (move: Promise<Entry>, path: string) => {
+          const err = await expectError(move, 'PERMISSION_DENIED', 403);
+          expect(err.details).toEqual({ path });
+          expect(err.message).toBe(`bob may not move ${path}: owned by alice`);
+        };
+        // A foreign entry anywhere in the subtree: the first in path order is named.
+        await denied(
+          store.move('/p', '/q', { overwrite: false, onlyOwner: 'bob' }),
+          '/p/sub/a.txt',
+        );
+        await denied(
+          store.move('/p/sub', '/q', { overwrite: false, onlyOwner: 'bob' }),
+          '/p/sub/a.txt',
+        );
+        // The entry itself (a move or an in-place patch), and a destination it would replace.
+        await denied(store.move('/p/z', '/p/y', { overwrite: false, onlyOwner: 'bob' }), '/p/z');
+        await denied(
+          store.move('/p/z', '/p/z', {
+            overwrite: false,
+            onlyOwner: 'bob',
+            patch: { instanceId: 'x' },
+          }),
+          '/p/z',
+        );
+        await denied(store.move('/p/b1', '/p/z', { overwrite: true, onlyOwner: 'bob' }), '/p/z');
+        expect(await tree()).toEqual(before);
+        expect(await store.get('/q')).toBeNull();
+
+        // alice moves her own file out of bob's directory; look-alike neighbours of
+        // alice's outside the subtree do not count; then bob's tree is all his and moves.
+        await store.move('/p/sub/a.txt', '/a.txt', { overwrite: false, onlyOwner: 'alice' });
+        await store.move('/p/z', '/p0', { overwrite: false, onlyOwner: 'alice' });
+        await seedFile(store, '/p-x/k');
+        await seedFile(store, '/p_x/k');
+        const moved = await store.move('/p', '/q', { overwrite: false, onlyOwner: 'bob' });
+        expect(moved).toMatchObject({ path: '/q', owner: 'bob' });
+        expect(paths(await store.list('/q', deep))).toEqual(['/q/b1', '/q/sub', '/q/sub/b2']);
+        // Without onlyOwner (internal-proxy) owners are not checked.
+        await store.commitFile(file('/q/sub/a2'), null);
+        expect((await store.move('/q', '/r', { overwrite: false })).path).toBe('/r');
+        expect(await store.get('/r/sub/a2')).toMatchObject({ owner: 'alice' });
+      });
+
+      if (opts.pair)
+        it('with onlyOwner, a file created in the subtree during the move is never carried along', async () => {
+          const [a, b] = await opts.pair!();
+          opened.push(a, b);
+          await a.migrate();
+          for (let round = 0; round < 10; round++) {
+            const [from, to] = [`/bob${round}`, `/loot${round}`];
+            await a.ensureDirectories(`${from}/deep/er`, 'bob', 'localfs', 'i1');
+            const [moved, created] = await Promise.allSettled([
+              a.move(from, to, { overwrite: false, onlyOwner: 'bob' }),
+              b.commitFile(file(`${from}/deep/er/alice.txt`), null),
+            ]);
+            if (moved.status === 'fulfilled') {
+              // The move went first: alice's commit then found no parent there.
+              expect(created.status === 'rejected' && created.reason).toMatchObject({
+                code: 'FILE_NOT_FOUND',
+              });
+              expect(paths(await a.list(to, deep))).toEqual([`${to}/deep`, `${to}/deep/er`]);
+            } else {
+              // alice's file went first: the move was refused, nothing moved.
+              expect(moved.reason).toMatchObject({ code: 'PERMISSION_DENIED' });
+              expect(created.status).toBe('fulfilled');
+              expect(await a.get(to)).toBeNull();
+              expect(await a.get(`${from}/deep/er/alice.txt`)).toMatchObject({ owner: 'alice' });
+            }
+          }
+        });
+
       it('patches backend and instance of the moved entry only', async () => {
         const store = await fresh();
         await seedFile(store, '/c/d/f');
@@ -785,26 +867,39 @@ export function metadataContract(
     });
 
     describe('single-use links', () => {
-      const link = (id: string, expiresAt: Date) => ({
+      const link = (id: string, expiresAt: Date, path = '/a/f') => ({
         id,
-        path: '/a/f',
+        path,
         createdBy: 'alice',
         expiresAt,
       });
+      const target = (e: Entry) => ({
+        path: e.path,
+        generation: e.generation,
+        ctime: e.ctime,
+        etag: e.etag,
+      });
+      /** Past the current millisecond: ctime has that resolution on SQLite. */
+      const nextMs = async () => {
+        const t = Date.now();
+        while (Date.now() <= t) await new Promise((r) => setTimeout(r, 1));
+      };
 
-      it('consumes once: ok, then used', async () => {
+      it('consumes once: ok with the entry version it is bound to, then used', async () => {
         const store = await fresh();
+        const f = await seedFile(store, '/a/f');
         const now = new Date();
         await store.createLink(link('h1', new Date(now.getTime() + 60_000)));
-        expect(await store.consumeLink('h1', now)).toEqual({ status: 'ok', path: '/a/f' });
+        expect(await store.consumeLink('h1', now)).toEqual({ status: 'ok', target: target(f) });
         expect(await store.consumeLink('h1', now)).toEqual({ status: 'used' });
         expect(await store.consumeLink('h1', new Date(now.getTime() + 120_000))).toEqual({
           status: 'used',
         });
       });
 
-      it('reports expired and not_found', async () => {
+      it('reports expired and not_found; a link needs an entry (404)', async () => {
         const store = await fresh();
+        const f = await seedFile(store, '/a/f');
         const now = new Date();
         await store.createLink(link('h2', now));
         await store.createLink(link('h3', new Date(now.getTime() + 1000)));
@@ -812,18 +907,77 @@ export function metadataContract(
         expect(await store.consumeLink('h3', new Date(now.getTime() + 1001))).toEqual({
           status: 'expired',
         });
-        expect(await store.consumeLink('h3', now)).toEqual({ status: 'ok', path: '/a/f' });
+        expect(await store.consumeLink('h3', now)).toEqual({ status: 'ok', target: target(f) });
         expect(await store.consumeLink('nope', now)).toEqual({ status: 'not_found' });
+        const err = await expectError(
+          store.createLink(link('h4', new Date(now.getTime() + 1000), '/a/none')),
+          'FILE_NOT_FOUND',
+          404,
+        );
+        expect(err.details.path).toBe('/a/none');
+        expect(await store.consumeLink('h4', now)).toEqual({ status: 'not_found' });
+      });
+
+      it('is bound to the entry, not the path: replaced, re-created, moved → changed, unspent', async () => {
+        const store = await fresh();
+        const later = () => new Date(Date.now() + 60_000);
+        const now = () => new Date();
+        await seedFile(store, '/l/replaced');
+        await seedFile(store, '/l/recreated');
+        await seedFile(store, '/l/same-bytes');
+        await seedFile(store, '/l/moved');
+        await seedFile(store, '/l/there-and-back');
+        const kept = await seedFile(store, '/l/kept');
+        for (const name of [
+          'replaced',
+          'recreated',
+          'same-bytes',
+          'moved',
+          'there-and-back',
+          'kept',
+        ])
+          await store.createLink(link(name, later(), `/l/${name}`));
+
+        await store.commitFile(file('/l/replaced', { etag: ETAG_B }), 1);
+        // Deleted, then a new file at the path: generation 1 again, another owner and bytes…
+        await store.delete('/l/recreated');
+        await store.commitFile(file('/l/recreated', { owner: 'bob', etag: ETAG_B }), null);
+        // …or even the same owner and bytes (a new entry all the same).
+        await nextMs();
+        await store.delete('/l/same-bytes');
+        await store.commitFile(file('/l/same-bytes'), null);
+        await store.move('/l/moved', '/l/moved-away', { overwrite: false });
+        await store.move('/l/there-and-back', '/l/tmp', { overwrite: false });
+        await store.move('/l/tmp', '/l/there-and-back', { overwrite: false });
+
+        for (const name of ['replaced', 'recreated', 'same-bytes', 'moved', 'there-and-back']) {
+          expect([name, await store.consumeLink(name, now())]).toEqual([
+            name,
+            { status: 'changed' },
+          ]);
+          // Not spent: it says so again, until it expires.
+          expect(await store.consumeLink(name, now())).toEqual({ status: 'changed' });
+          expect(await store.consumeLink(name, new Date(Date.now() + 120_000))).toEqual({
+            status: 'expired',
+          });
+        }
+        expect(await store.consumeLink('kept', now())).toEqual({
+          status: 'ok',
+          target: target(kept),
+        });
       });
 
       it('gives exactly one of 20 concurrent consumers ok', async () => {
         const store = await fresh();
+        const f = await seedFile(store, '/a/f');
         const now = new Date();
         await store.createLink(link('race', new Date(now.getTime() + 60_000)));
         const results = await Promise.all(
           Array.from({ length: 20 }, () => store.consumeLink('race', now)),
         );
-        expect(results.filter((r) => r.status === 'ok')).toEqual([{ status: 'ok', path: '/a/f' }]);
+        expect(results.filter((r) => r.status === 'ok')).toEqual([
+          { status: 'ok', target: target(f) },
+        ]);
         expect(results.filter((r) => r.status === 'used')).toHaveLength(19);
       });
     });

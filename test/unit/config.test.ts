@@ -1,9 +1,11 @@
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, fromEnv, loadConfig } from '../../src/config/load.js';
-import { identities } from '../../src/config/rules.js';
+import { identities, publicBaseUrl } from '../../src/config/rules.js';
+import { CLI } from '../helpers/callfs.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'callfs-config-'));
 let n = 0;
@@ -141,6 +143,19 @@ describe('loadConfig', () => {
       `auth: {api_keys: ["${KEY}"]}\ndlm: {type: redis, redis_addr: "r:6379"}\n`,
       'metadata_store.type: a cluster',
     ],
+    ...[
+      'files.example.com',
+      'ftp://files.example.com',
+      'https://x.example/?a=1',
+      'https://u:p@x.example',
+      '/download',
+    ].map(
+      (url) =>
+        [
+          `auth: {api_keys: ["${KEY}"]}\nserver: {public_url: "${url}"}\n`,
+          `server.public_url: not an absolute http(s) URL without query or fragment: "${url}"`,
+        ] as [string, string],
+    ),
     [
       `auth: {api_keys: ["${KEY}"]}\ndlm: {type: redis, redis_addr: "r:6379"}\n`,
       'auth.internal_proxy_secret: required in cluster mode',
@@ -171,6 +186,69 @@ describe('loadConfig', () => {
     ]);
     expect(rules.join('\n')).not.toContain('short-secret');
     expect(rules.join('\n')).not.toContain('tiny');
+  });
+
+  it('link URLs: public_url, else external_url, else the listen address (never a request)', () => {
+    const base = (server: Record<string, string>, https = false) =>
+      publicBaseUrl(
+        loadConfig({
+          file: file(`auth: {api_keys: ["${KEY}"]}\nserver: ${JSON.stringify(server)}\n`),
+          env: {},
+        }).config,
+        https,
+      );
+    expect(base({ public_url: 'https://files.example.com/p/', external_url: 'http://a:1' })).toBe(
+      'https://files.example.com/p',
+    );
+    expect(base({ external_url: 'http://peer.internal:8443/' })).toBe('http://peer.internal:8443');
+    expect(base({})).toBe('http://localhost:8443');
+    expect(base({ listen_addr: '0.0.0.0:9000' }, true)).toBe('https://localhost:9000');
+    expect(base({ listen_addr: '[::]:9000' })).toBe('http://localhost:9000');
+    expect(base({ listen_addr: '10.1.2.3:9000' })).toBe('http://10.1.2.3:9000');
+    expect(base({ listen_addr: '[::1]:9000' })).toBe('http://[::1]:9000');
+    expect(
+      problems(`auth: {api_keys: ["${KEY}"]}\nserver: {public_url: "http://x.example:8080/a"}\n`),
+    ).toEqual([]);
+  });
+
+  describe('instance_id defaulted (empty) in cluster mode: a warning, not an error', () => {
+    const cluster = (discovery: string) =>
+      file(
+        `auth: {api_keys: ["${KEY}"], internal_proxy_secret: "${KEY}i", single_use_link_secret: "${KEY}l"}\n` +
+          `metadata_store: {type: postgres, dsn: "postgres://u@db/callfs"}\n` +
+          `dlm: {type: redis, redis_addr: "redis:6379"}\n` +
+          `instance_discovery: {redis_registration: true${discovery}}\n`,
+      );
+    const WARNING =
+      'instance_discovery.instance_id: not set, so it is the hostname; instances on one machine ' +
+      'share it and only the first of them starts: set a unique id per instance';
+
+    it('loadConfig reports it; a set id or a single node does not', () => {
+      expect(loadConfig({ file: cluster(''), env: {} }).warnings).toEqual([WARNING]);
+      expect(loadConfig({ file: cluster(', instance_id: node-1'), env: {} }).warnings).toEqual([]);
+      expect(
+        loadConfig({ file: cluster(''), env: { CALLFS_INSTANCE_DISCOVERY__INSTANCE_ID: 'n2' } })
+          .warnings,
+      ).toEqual([]);
+      expect(
+        loadConfig({ file: file(`auth: {api_keys: ["${KEY}"]}\n`), env: {} }).warnings,
+      ).toEqual([]);
+    });
+
+    it('`callfs config validate` prints it and exits 0', () => {
+      const validate = (f: string) =>
+        spawnSync(process.execPath, [CLI, 'config', 'validate', '--config', f], {
+          encoding: 'utf8',
+          env: Object.fromEntries(
+            Object.entries(process.env).filter(([k]) => !k.startsWith('CALLFS_')),
+          ),
+          timeout: 20_000,
+        });
+      const warned = validate(cluster(''));
+      expect([warned.status, warned.stderr]).toEqual([0, `warning: ${WARNING}\n`]);
+      const quiet = validate(cluster(', instance_id: node-1'));
+      expect([quiet.status, quiet.stderr]).toEqual([0, '']);
+    });
   });
 
   it('duplicate YAML keys are an error', () => {

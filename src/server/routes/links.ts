@@ -31,9 +31,7 @@ export function linkRoutes(
     const body = await readJson(ctx, generateBody);
     const { path } = normalise(body.path);
     ctx.status = 201;
-    // Koa 3's ctx.origin is the Origin request header: build our own origin.
-    const origin = `${ctx.protocol}://${ctx.host}`;
-    ctx.body = await links.generate(path, body.expiry_seconds, identityOf(ctx), origin);
+    ctx.body = await links.generate(path, body.expiry_seconds, identityOf(ctx));
   });
 
   router.get('/download/:token', ...guards.download, async (ctx) => {
