@@ -103,6 +103,28 @@ describe('callfs config validate', () => {
     expect(json.stderr).not.toMatch(/warning/i);
   });
 
+  it('cluster mode with instance_id defaulted: exit 0 with the warning', () => {
+    const cluster = {
+      ...VALID,
+      auth: { ...VALID.auth, single_use_link_secret: `${KEYS.internal}-link` },
+      metadata_store: { type: 'postgres', dsn: 'postgres://u@db/callfs' },
+      dlm: { type: 'redis', redis_addr: 'redis:6379' },
+      instance_discovery: { redis_registration: true },
+    };
+    const warned = validate(configFile(cluster));
+    expect([warned.status, warned.stderr]).toEqual([
+      0,
+      'warning: instance_discovery.instance_id: not set, so it is the hostname; instances on one ' +
+        'machine share it and only the first of them starts: set a unique id per instance\n',
+    ]);
+    const named = {
+      ...cluster,
+      instance_discovery: { redis_registration: true, instance_id: 'n1' },
+    };
+    const quiet = validate(configFile(named));
+    expect([quiet.status, quiet.stderr]).toEqual([0, '']);
+  });
+
   it('unknown sections → exit 0 with a warning naming each', () => {
     const r = validate(
       configFile({ ...VALID, raft: { enabled: true }, erasure: { data_shards: 4 }, ha: {} }),

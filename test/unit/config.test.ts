@@ -1,11 +1,9 @@
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, fromEnv, loadConfig } from '../../src/config/load.js';
 import { identities, publicBaseUrl } from '../../src/config/rules.js';
-import { CLI } from '../helpers/callfs.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'callfs-config-'));
 let n = 0;
@@ -233,21 +231,6 @@ describe('loadConfig', () => {
       expect(
         loadConfig({ file: file(`auth: {api_keys: ["${KEY}"]}\n`), env: {} }).warnings,
       ).toEqual([]);
-    });
-
-    it('`callfs config validate` prints it and exits 0', () => {
-      const validate = (f: string) =>
-        spawnSync(process.execPath, [CLI, 'config', 'validate', '--config', f], {
-          encoding: 'utf8',
-          env: Object.fromEntries(
-            Object.entries(process.env).filter(([k]) => !k.startsWith('CALLFS_')),
-          ),
-          timeout: 20_000,
-        });
-      const warned = validate(cluster(''));
-      expect([warned.status, warned.stderr]).toEqual([0, `warning: ${WARNING}\n`]);
-      const quiet = validate(cluster(', instance_id: node-1'));
-      expect([quiet.status, quiet.stderr]).toEqual([0, '']);
     });
   });
 
