@@ -106,6 +106,14 @@ export interface ClusterOptions {
   pg?: PostgresHandle;
   /** Deep-merged into every node's config. */
   config?: Record<string, unknown>;
+  /**
+   * One node's own config, deep-merged over `config`: e.g. its own address of
+   * Redis (`redisAddr`, host:port) or PostgreSQL (`dsn`) through a fault proxy.
+   */
+  nodeConfig?: (
+    id: string,
+    deps: { redisAddr: string; dsn: string },
+  ) => Promise<Record<string, unknown>> | Record<string, unknown>;
 }
 
 /** Starts Redis, a fresh database and `size` nodes node1..nodeN, and waits for the peer lists. */
@@ -120,6 +128,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
     const startNode = async (i: number) => {
       const id = `node${i + 1}`;
       const port = await freePort();
+      const own = (await opts.nodeConfig?.(id, { redisAddr, dsn })) ?? {};
       const srv = await startCallFS({
         port,
         store: { type: 'postgres', dsn },
@@ -133,7 +142,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
               heartbeat_interval: '1s',
             },
           },
-          opts.config ?? {},
+          deepMerge(opts.config ?? {}, own),
         ),
       });
       const node = new ClusterNode(id, srv);
