@@ -294,7 +294,11 @@ export function checkHistory(history: History, opts: { graceMs: number }): Repor
   const answer = (op: Op): boolean => {
     const c = bucketOf(op).counts;
     if (op.failure === 'timeout') {
-      flag(op, 'hung', `no answer in time (status ${op.status ?? 'none'})`);
+      const got =
+        op.kind === 'read' && op.status !== undefined
+          ? `: ${op.status} sent, ${op.received} of ${op.contentLength} bytes`
+          : '';
+      flag(op, 'hung', `no complete answer in time${got}`);
       return false;
     }
     if (op.failure === 'connection' && op.status === undefined) {
