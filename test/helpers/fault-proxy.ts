@@ -12,9 +12,15 @@
  * `blackhole` imitates a firewall DROP rather than a stopped service: the
  * client sees no error, no FIN, no RST — only silence. New connections are
  * accepted (the kernel answers the handshake) but never reach the target
- * until `pass()`. Bytes sent meanwhile are not lost: reading stops, so they
+ * until healed. Bytes sent meanwhile are not lost: reading stops, so they
  * wait in socket buffers and arrive on heal, as TCP retransmission would
- * deliver them. A close by either side is held back too and passed on at heal.
+ * deliver them; a close (FIN) waits behind them the same way.
+ *
+ * `pass({ resumeHeldAfterMs })` heals like a real network after a long
+ * partition: new connections pass at once, but the connections that were
+ * held stay stalled that much longer (TCP retransmits a held segment on an
+ * exponential backoff, so after seconds of silence the next try comes
+ * seconds after the heal).
  */
 import { createConnection, createServer, type Socket } from 'node:net';
 
@@ -26,7 +32,7 @@ export interface FaultProxy {
   readonly mode: FaultMode;
   /** Connections currently open through the proxy (client side). */
   readonly connections: number;
-  pass(): void;
+  pass(opts?: { resumeHeldAfterMs?: number }): void;
   blackhole(): void;
   reset(): void;
   close(): Promise<void>;
@@ -35,8 +41,10 @@ export interface FaultProxy {
 interface Link {
   client: Socket;
   upstream?: Socket;
-  /** A side closed while blackholed: finish the close on heal. */
-  closePending: boolean;
+  /** Bytes move (false while blackholed, or stalled after a heal). */
+  flowing: boolean;
+  /** A delayed resume (pass with resumeHeldAfterMs). */
+  resume?: NodeJS.Timeout;
 }
 
 export async function faultProxy(targetHost: string, targetPort: number): Promise<FaultProxy> {
@@ -44,49 +52,58 @@ export async function faultProxy(targetHost: string, targetPort: number): Promis
   const links = new Set<Link>();
 
   const destroy = (link: Link) => {
+    clearTimeout(link.resume);
     links.delete(link);
     link.client.destroy();
     link.upstream?.destroy();
   };
 
-  const closed = (link: Link) => {
-    if (mode === 'blackhole') link.closePending = true;
-    else destroy(link);
-  };
-
-  /** Relays `from` → `to` with back-pressure; nothing moves while blackholed. */
+  /** Relays `from` → `to` with back-pressure; nothing moves while the link is stopped. */
   const relay = (link: Link, from: Socket, to: Socket) => {
     from.on('data', (chunk: Buffer) => {
       if (!to.write(chunk)) from.pause();
     });
     to.on('drain', () => {
-      if (mode === 'pass') from.resume();
+      if (link.flowing) from.resume();
     });
-    if (mode !== 'pass') from.pause();
+    // A FIN travels behind the bytes sent before it.
+    from.on('end', () => to.end());
+    if (!link.flowing) from.pause();
   };
 
   const connectUpstream = (link: Link) => {
-    const upstream = createConnection({ host: targetHost, port: targetPort });
+    const upstream = createConnection({ host: targetHost, port: targetPort, allowHalfOpen: true });
     link.upstream = upstream;
     upstream.setNoDelay(true);
-    upstream.on('error', () => closed(link));
-    upstream.on('close', () => closed(link));
+    upstream.on('error', () => destroy(link));
+    upstream.on('close', () => {
+      if (link.client.destroyed) links.delete(link);
+    });
     relay(link, link.client, upstream);
     relay(link, upstream, link.client);
-    if (mode === 'pass') link.client.resume();
   };
 
-  const server = createServer({ pauseOnConnect: true }, (client) => {
+  const flow = (link: Link) => {
+    link.flowing = true;
+    if (!link.upstream) connectUpstream(link);
+    link.client.resume();
+    link.upstream?.resume();
+  };
+
+  // Half-open both ways: each FIN is passed on by `relay`, after the bytes before it.
+  const server = createServer({ pauseOnConnect: true, allowHalfOpen: true }, (client) => {
     if (mode === 'reset') {
       client.resetAndDestroy();
       return;
     }
-    const link: Link = { client, closePending: false };
+    const link: Link = { client, flowing: false };
     links.add(link);
     client.setNoDelay(true);
-    client.on('error', () => closed(link));
-    client.on('close', () => closed(link));
-    if (mode === 'pass') connectUpstream(link);
+    client.on('error', () => destroy(link));
+    client.on('close', () => {
+      if (!link.upstream || link.upstream.destroyed) links.delete(link);
+    });
+    if (mode === 'pass') flow(link);
   });
 
   await new Promise<void>((resolve, reject) => {
@@ -105,20 +122,21 @@ export async function faultProxy(targetHost: string, targetPort: number): Promis
     get connections() {
       return links.size;
     },
-    pass() {
+    pass(opts = {}) {
       mode = 'pass';
-      for (const link of [...links]) {
-        if (link.closePending) destroy(link);
-        else if (!link.upstream) connectUpstream(link);
-        else {
-          link.client.resume();
-          link.upstream.resume();
-        }
+      const delay = opts.resumeHeldAfterMs ?? 0;
+      for (const link of links) {
+        if (link.flowing) continue;
+        clearTimeout(link.resume);
+        if (delay <= 0) flow(link);
+        else link.resume = setTimeout(() => flow(link), delay);
       }
     },
     blackhole() {
       mode = 'blackhole';
       for (const link of links) {
+        clearTimeout(link.resume);
+        link.flowing = false;
         link.client.pause();
         link.upstream?.pause();
       }
@@ -126,6 +144,7 @@ export async function faultProxy(targetHost: string, targetPort: number): Promis
     reset() {
       mode = 'reset';
       for (const link of [...links]) {
+        clearTimeout(link.resume);
         links.delete(link);
         link.client.resetAndDestroy();
         link.upstream?.resetAndDestroy();
