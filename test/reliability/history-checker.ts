@@ -9,8 +9,9 @@
  * Rules (each must count 0 unless said otherwise):
  * - torn: a 200/206 whose body's length differs from its Content-Length, whose
  *   SHA-256 is not its ETag (200), or which is not that ETag's value at the
- *   Content-Range (206); also a body cut short, unless a process was killed
- *   meanwhile (then it is "excused").
+ *   Content-Range (206); a body that stopped short (cut, or stalled until the
+ *   client gave up) with bytes that are not its ETag's; a body cut short
+ *   (bytes right so far) unless a process was killed meanwhile ("excused").
  * - unwritten: a read of a value no writer attempted on that path, of a write
  *   the server refused (4xx), or of a write that began only after the read ended.
  * - stale: a read returning a value older than a write acknowledged before the
@@ -26,7 +27,8 @@
  *   acknowledged If-Match write whose ETag names a value that another
  *   acknowledged write had replaced before this one began (a lost update).
  * - serverErrors: answers >= 500 other than 503.
- * - hung: no answer within the client's deadline.
+ * - hung: no complete answer within the client's deadline (a body stalled
+ *   with the right bytes so far included).
  * - dropped: a connection that failed without an answer while no process was killed.
  * - unexpected: any other answer the workload never asks for (e.g. 400, 409, 416).
  * - disagreements: paths whose final reads differ between instances, or fail.
@@ -290,6 +292,18 @@ export function checkHistory(history: History, opts: { graceMs: number }): Repor
     return b;
   };
 
+  /**
+   * A body that stopped short (cut, or stalled until the client gave up) whose
+   * bytes so far are not its ETag's at that offset: torn, whatever the fault.
+   */
+  const wrongPrefix = (op: ReadOp): boolean => {
+    if (op.failure === undefined || (op.status !== 200 && op.status !== 206)) return false;
+    const w = bySha.get(`${op.path}\n${op.etag ?? ''}`);
+    if (!w || !op.received) return false;
+    const from = op.status === 206 ? (op.contentRange?.start ?? 0) : 0;
+    return sha256(bodyOf(w).subarray(from, from + op.received)) !== op.bodySha;
+  };
+
   /** Common to reads and writes: answers that are failures whatever was asked. */
   const answer = (op: Op): boolean => {
     const c = bucketOf(op).counts;
@@ -337,6 +351,14 @@ export function checkHistory(history: History, opts: { graceMs: number }): Repor
     }
 
     c.reads++;
+    if (wrongPrefix(op)) {
+      flag(
+        op,
+        'torn',
+        `body stopped at ${op.received} of ${op.contentLength} bytes, and those are not its ETag's (${describeBody(op, bySha)})`,
+      );
+      continue;
+    }
     if (!answer(op)) continue;
     if (op.status === 404) {
       // The path's initial state: older than any acknowledged write.

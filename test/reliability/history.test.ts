@@ -10,7 +10,8 @@
  * Redis cut off from one instance, then from all; PostgreSQL cut off from one
  * instance; the owner of some files paused (SIGSTOP) past the lock TTL; one
  * worker killed (-9); in the full run also a whole instance killed and
- * restarted. A cut (blackhole) keeps connections open and moves no byte.
+ * restarted. A cut (blackhole) keeps connections open and moves no byte; at
+ * the heal, new connections pass at once and the held ones some seconds later.
  *
  * HISTORY_SECONDS bounds the workload (default 40 for CI; `HISTORY_SECONDS=120
  * npm run test:reliability -- history` for the full run); RELIABILITY_SEED
@@ -51,6 +52,12 @@ const LOCK_TTL_MS = 2000;
 const CLIENT_TIMEOUT_MS = LOCK_WAIT_MS + 2 * METADATA_OP_MS + 1000;
 /** A cut outlasts the client's deadline, so a request stuck for the whole cut shows as hung. */
 const CUT_MS = CLIENT_TIMEOUT_MS + 1000;
+/**
+ * After a cut, connections that were open through it stay silent this much
+ * longer (TCP's retransmission backoff after seconds of loss); new ones pass
+ * at once. A server that gave up on a silent connection does not notice.
+ */
+const HELD_AFTER_HEAL_MS = CUT_MS / 2;
 /** Past the lock TTL, and short of the client's deadline. */
 const PAUSE_MS = LOCK_TTL_MS + 1000;
 /** Reads may be stale while a fault lasts and this long after it healed. */
@@ -327,7 +334,7 @@ function cut(what: 'redis' | 'pg', nodes: ClusterNode[]): Fault {
     async run() {
       for (const p of ps) p.blackhole();
       await sleep(CUT_MS);
-      for (const p of ps) p.pass();
+      for (const p of ps) p.pass({ resumeHeldAfterMs: HELD_AFTER_HEAL_MS });
     },
   };
 }

@@ -161,11 +161,32 @@ describe('torn and unwritten reads', () => {
 
   test('a body cut short is torn, unless a process was killed meanwhile', () => {
     const a = write('a', 1, 0, 10);
-    const cut = (s: number) => read(a, s, s + 5, { failure: 'connection', received: 50 });
+    const cut = (s: number) =>
+      read(a, s, s + 5, {
+        failure: 'connection',
+        received: 50,
+        bodySha: sha(makeBody(a.value).subarray(0, 50)),
+      });
     const r = check([a, cut(11), cut(101)], [window('kill -9', 100, 102, 'kill')]);
     expect(counts(r).torn).toBe(1);
     expect(counts(r, 'kill -9')).toMatchObject({ torn: 0, excused: 1 });
     expect(r.violations).toEqual([`${NO_FAULT}: 1 torn`]);
+  });
+
+  test('a body that stopped short with bytes that are not its ETag’s is torn, even when it stalled', () => {
+    const a = write('a', 1, 0, 10);
+    const b = write('b', 1, 20, 30);
+    const bBody = makeBody(b.value);
+    const aBody = makeBody(a.value);
+    const stalled = (body: Buffer, s: number) =>
+      read(a, s, s + 5000, {
+        failure: 'timeout',
+        received: 120,
+        bodySha: sha(body.subarray(0, 120)),
+      });
+    const r = check([a, b, stalled(bBody, 31), stalled(aBody, 32)]);
+    expect(counts(r)).toMatchObject({ torn: 1, hung: 1 });
+    expect(r.anomalies[0]).toContain('body stopped at 120 of 200 bytes, and those are not');
   });
 
   test('a range that is not its ETag’s value at Content-Range is torn', () => {
