@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, expect, inject } from 'vitest';
 import { Api, eventually, serverErrors, sha256 } from './api.js';
 import { deepMerge, KEYS, startCallFS, type CallFSProcess } from './callfs.js';
+import { faultProxy, type FaultProxy } from './fault-proxy.js';
 import { parsePrometheus, seriesKey } from './prom.js';
 import {
   createDatabase,
@@ -26,6 +27,8 @@ export class ClusterNode extends Api {
   constructor(
     readonly id: string,
     srv: CallFSProcess,
+    /** With `faultLinks`: this node's own relays to Redis and PostgreSQL. */
+    readonly links?: { redis: FaultProxy; postgres: FaultProxy },
   ) {
     super();
     this.srv = srv;
@@ -107,13 +110,11 @@ export interface ClusterOptions {
   /** Deep-merged into every node's config. */
   config?: Record<string, unknown>;
   /**
-   * One node's own config, deep-merged over `config`: e.g. its own address of
-   * Redis (`redisAddr`, host:port) or PostgreSQL (`dsn`) through a fault proxy.
+   * Each node reaches Redis and PostgreSQL through fault proxies of its own
+   * (`node.links`), so a test can cut one node off (packets dropped) while the
+   * others keep talking.
    */
-  nodeConfig?: (
-    id: string,
-    deps: { redisAddr: string; dsn: string },
-  ) => Promise<Record<string, unknown>> | Record<string, unknown>;
+  faultLinks?: boolean;
 }
 
 /** Starts Redis, a fresh database and `size` nodes node1..nodeN, and waits for the peer lists. */
@@ -123,29 +124,46 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
   const dsn = await createDatabase(opts.pg?.dsn ?? inject('pgDsn'));
   const redisAddr = new URL(redis.url).host;
   const started: ClusterNode[] = [];
+  const proxies: FaultProxy[] = [];
+  const linksFor = async () => {
+    if (!opts.faultLinks) return undefined;
+    const pgUrl = new URL(dsn);
+    const links = {
+      redis: await faultProxy('127.0.0.1', Number(new URL(redis.url).port)),
+      postgres: await faultProxy(pgUrl.hostname, Number(pgUrl.port || 5432)),
+    };
+    proxies.push(links.redis, links.postgres);
+    return links;
+  };
+  const closeProxies = () => Promise.all(proxies.map((p) => p.close()));
   try {
     // One node first (it runs the migrations), then the others in parallel.
     const startNode = async (i: number) => {
       const id = `node${i + 1}`;
       const port = await freePort();
-      const own = (await opts.nodeConfig?.(id, { redisAddr, dsn })) ?? {};
+      const links = await linksFor();
+      const nodeDsn = new URL(dsn);
+      if (links) [nodeDsn.hostname, nodeDsn.port] = ['127.0.0.1', String(links.postgres.port)];
       const srv = await startCallFS({
         port,
-        store: { type: 'postgres', dsn },
+        store: { type: 'postgres', dsn: nodeDsn.toString() },
         config: deepMerge(
           {
             server: { external_url: `http://127.0.0.1:${port}` },
-            dlm: { type: 'redis', redis_addr: redisAddr },
+            dlm: {
+              type: 'redis',
+              redis_addr: links ? `127.0.0.1:${links.redis.port}` : redisAddr,
+            },
             instance_discovery: {
               instance_id: id,
               redis_registration: true,
               heartbeat_interval: '1s',
             },
           },
-          deepMerge(opts.config ?? {}, own),
+          opts.config ?? {},
         ),
       });
-      const node = new ClusterNode(id, srv);
+      const node = new ClusterNode(id, srv, links);
       started.push(node);
       return node;
     };
@@ -178,6 +196,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
       async stop() {
         await Promise.all(nodes.map((n) => n.srv.stop().catch(() => undefined)));
         running.clear();
+        await closeProxies();
         await redis.stop();
       },
     };
@@ -185,6 +204,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
     return cluster;
   } catch (err) {
     await Promise.all(started.map((n) => n.srv.stop().catch(() => undefined)));
+    await closeProxies();
     await redis.stop();
     throw err;
   }

@@ -26,7 +26,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sha256, sleep } from '../helpers/api.js';
 import { childPids, KEYS } from '../helpers/callfs.js';
 import { startCluster, type Cluster, type ClusterNode } from '../helpers/cluster.js';
-import { faultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
+import type { FaultProxy } from '../helpers/fault-proxy.js';
 import { waitFor } from '../helpers/obs.js';
 import { prng, record, seed } from './figures.js';
 import {
@@ -247,7 +247,6 @@ const requestId = (id: number) => ({ 'X-Request-ID': `hist-${id}` });
 // the cluster, each instance behind its own proxies
 
 let cluster: Cluster;
-const proxies = new Map<string, { redis: FaultProxy; pg: FaultProxy }>();
 
 beforeAll(async () => {
   const t0 = Date.now();
@@ -260,19 +259,7 @@ beforeAll(async () => {
         lock_ttl: `${LOCK_TTL_MS}ms`,
       },
     },
-    async nodeConfig(id, { redisAddr, dsn }) {
-      const [redisHost = '', redisPort = ''] = redisAddr.split(':');
-      const pgUrl = new URL(dsn);
-      const redis = await faultProxy(redisHost, Number(redisPort));
-      const pg = await faultProxy(pgUrl.hostname, Number(pgUrl.port));
-      proxies.set(id, { redis, pg });
-      pgUrl.hostname = '127.0.0.1';
-      pgUrl.port = String(pg.port);
-      return {
-        dlm: { redis_addr: `127.0.0.1:${redis.port}` },
-        metadata_store: { dsn: pgUrl.toString() },
-      };
-    },
+    faultLinks: true,
   });
   console.log(`history: cluster started in ${Date.now() - t0} ms`);
 });
@@ -284,12 +271,10 @@ const pidsOf = (node: ClusterNode) => {
 };
 
 afterAll(async () => {
-  // A failed run may stop mid-fault: heal everything before stopping.
-  for (const p of proxies.values()) {
-    p.redis.pass();
-    p.pg.pass();
-  }
   for (const node of cluster?.nodes ?? []) {
+    // A failed run may stop mid-fault: heal everything before stopping.
+    node.links?.redis.pass();
+    node.links?.postgres.pass();
     for (const pid of pidsOf(node)) {
       try {
         process.kill(pid, 'SIGCONT');
@@ -303,7 +288,6 @@ afterAll(async () => {
   }
   const t0 = Date.now();
   await cluster?.stop();
-  await Promise.all([...proxies.values()].flatMap((p) => [p.redis.close(), p.pg.close()]));
   console.log(`history: cluster stopped in ${Date.now() - t0} ms`);
 });
 
@@ -323,8 +307,8 @@ interface Fault {
 /** Instances the workload leaves alone (killed and not back yet). */
 const down = new Set<string>();
 
-function cut(what: 'redis' | 'pg', nodes: ClusterNode[]): Fault {
-  const ps = nodes.map((n) => proxies.get(n.id)?.[what] as FaultProxy);
+function cut(what: 'redis' | 'postgres', nodes: ClusterNode[]): Fault {
+  const ps = nodes.map((n) => n.links?.[what] as FaultProxy);
   const whom = nodes.length === cluster.nodes.length ? 'all instances' : nodes.map((n) => n.id);
   return {
     name: `${what === 'redis' ? 'Redis' : 'PostgreSQL'} cut off, ${whom}`,
@@ -461,7 +445,7 @@ describe('history-checked consistency under faults', () => {
     const faults: Fault[] = [
       cut('redis', [n1]),
       cut('redis', cluster.nodes),
-      cut('pg', [n2]),
+      cut('postgres', [n2]),
       pause(n3),
       killWorker(n1),
       ...(full ? [killInstance(n2)] : []),
