@@ -14,7 +14,7 @@
  * the heal, new connections pass at once and the held ones some seconds later.
  *
  * HISTORY_SECONDS bounds the workload (default 40 for CI; `HISTORY_SECONDS=120
- * npm run test:reliability -- history` for the full run); RELIABILITY_SEED
+ * npx vitest run test/reliability/history.test.ts` for the full run); RELIABILITY_SEED
  * replays the workload's choices. A failing run leaves the history and every
  * instance's log in a temp dir (printed); op #n is request id `hist-n` there.
  */
