@@ -2,9 +2,10 @@
  * History-checked consistency under faults. Three instances on PostgreSQL and
  * Redis, each reaching both through its own fault proxy (fault-proxy.ts), so a
  * fault can hit one instance or all. Writers and readers on every instance
- * share six paths; every operation is recorded (instance, path, start and end,
- * status, ETag, length, the body's hash and the write it names, the failure)
- * and the whole history is judged afterwards by history-checker.ts.
+ * share six paths; every operation is recorded (history-recorder.ts: instance,
+ * path, start and end, status, ETag, length, the body's hash and the write it
+ * names, the failure) and the whole history is judged afterwards by
+ * history-checker.ts.
  *
  * Faults, one at a time, each in its own window with quiet time around it:
  * Redis cut off from one instance, then from all; PostgreSQL cut off from one
@@ -19,28 +20,17 @@
  * instance's log in a temp dir (printed); op #n is request id `hist-n` there.
  */
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sha256, sleep } from '../helpers/api.js';
-import { childPids, KEYS } from '../helpers/callfs.js';
+import { sleep } from '../helpers/api.js';
+import { childPids } from '../helpers/callfs.js';
 import { startCluster, type Cluster, type ClusterNode } from '../helpers/cluster.js';
 import type { FaultProxy } from '../helpers/fault-proxy.js';
 import { waitFor } from '../helpers/obs.js';
 import { prng, record, seed } from './figures.js';
-import {
-  checkHistory,
-  makeBody,
-  NO_FAULT,
-  valueOf,
-  type Failure,
-  type FaultWindow,
-  type Op,
-  type ReadOp,
-  type Value,
-  type WriteOp,
-} from './history-checker.js';
+import { checkHistory, NO_FAULT, type FaultWindow, type Op } from './history-checker.js';
+import { Recorder } from './history-recorder.js';
 
 const LOCK_WAIT_MS = 2000;
 const METADATA_OP_MS = 1000;
@@ -85,164 +75,6 @@ function pickSize(rand: () => number): number {
   if (r < 0.75) return 16 * 1024 + Math.floor(rand() * 200 * 1024);
   return 240 * 1024 + Math.floor(rand() * 60 * 1024);
 }
-
-// ---------------------------------------------------------------------------
-// the client: one request per connection, a hard deadline, every byte kept
-
-interface Answer {
-  status?: number;
-  headers: http.IncomingHttpHeaders;
-  body: Buffer;
-  failure?: Failure;
-}
-
-/**
- * One request on its own connection (Connection: close), so a response that
- * sends more or fewer bytes than it announced cannot spill into the next one.
- */
-function send(
-  port: number,
-  method: string,
-  path: string,
-  headers: Record<string, string>,
-  body?: Buffer,
-): Promise<Answer> {
-  return new Promise((resolve) => {
-    let status: number | undefined;
-    let resHeaders: http.IncomingHttpHeaders = {};
-    const chunks: Buffer[] = [];
-    let timedOut = false;
-    let done = false;
-    const finish = (failure?: Failure) => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      resolve({ status, headers: resHeaders, body: Buffer.concat(chunks), failure });
-    };
-    const failed = () => finish(timedOut ? 'timeout' : 'connection');
-    const req = http.request(
-      {
-        host: '127.0.0.1',
-        port,
-        method,
-        path: `/v1/files${path}`,
-        agent: false,
-        headers: {
-          Authorization: `Bearer ${KEYS.alice}`,
-          Connection: 'close',
-          ...headers,
-          ...(body ? { 'Content-Length': String(body.length) } : {}),
-        },
-      },
-      (res) => {
-        status = res.statusCode;
-        resHeaders = res.headers;
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => (res.complete ? finish() : failed()));
-        res.on('error', failed);
-        res.on('close', () => (res.complete ? finish() : failed()));
-      },
-    );
-    const timer = setTimeout(() => {
-      timedOut = true;
-      req.destroy();
-      finish('timeout');
-    }, CLIENT_TIMEOUT_MS);
-    req.on('error', failed);
-    req.end(body);
-  });
-}
-
-const unquote = (etag: string | string[] | undefined) =>
-  typeof etag === 'string' ? etag.replace(/^W\//, '').replace(/"/g, '') : undefined;
-
-function codeOf(a: Answer): string | undefined {
-  try {
-    return (JSON.parse(a.body.toString('utf8')) as { code?: string }).code;
-  } catch {
-    return undefined;
-  }
-}
-
-function contentRange(h: string | undefined): ReadOp['contentRange'] {
-  const m = h === undefined ? null : /^bytes (\d+)-(\d+)\/(\d+)$/.exec(h);
-  return m ? { start: Number(m[1]), end: Number(m[2]), size: Number(m[3]) } : undefined;
-}
-
-/** Every operation, timed on one monotonic clock (ms since the recorder began). */
-class Recorder {
-  readonly ops: Op[] = [];
-  private readonly t0 = performance.now();
-  private next = 1;
-
-  now(): number {
-    return performance.now() - this.t0;
-  }
-
-  async read(node: ClusterNode, path: string, range?: string, final = false): Promise<ReadOp> {
-    const id = this.next++;
-    const start = this.now();
-    const a = await send(node.port, 'GET', path, {
-      ...requestId(id),
-      ...(range ? { Range: range } : {}),
-    });
-    const op: ReadOp = {
-      kind: 'read',
-      id,
-      instance: node.id,
-      path,
-      start,
-      end: this.now(),
-      status: a.status,
-      failure: a.failure,
-      range,
-      final: final || undefined,
-    };
-    if (a.status === 200 || a.status === 206) {
-      op.etag = unquote(a.headers.etag);
-      op.contentLength = Number(a.headers['content-length'] ?? NaN);
-      op.contentRange = contentRange(a.headers['content-range']);
-      op.received = a.body.length;
-      op.bodySha = sha256(a.body);
-      op.named = valueOf(a.body) ?? undefined;
-    } else if (a.status !== undefined) {
-      op.code = codeOf(a);
-    }
-    this.ops.push(op);
-    return op;
-  }
-
-  async write(node: ClusterNode, value: Value, ifMatch?: string): Promise<WriteOp> {
-    const body = makeBody(value);
-    const id = this.next++;
-    const headers: Record<string, string> = {
-      'Content-Type': 'application/octet-stream',
-      ...requestId(id),
-    };
-    if (ifMatch !== undefined) headers['If-Match'] = `"${ifMatch}"`;
-    const start = this.now();
-    const a = await send(node.port, 'PUT', value.path, headers, body);
-    const op: WriteOp = {
-      kind: 'write',
-      id,
-      instance: node.id,
-      path: value.path,
-      start,
-      end: this.now(),
-      status: a.status,
-      code: a.status !== undefined && a.status >= 400 ? codeOf(a) : undefined,
-      failure: a.failure,
-      value,
-      sha: sha256(body),
-      ifMatch,
-    };
-    this.ops.push(op);
-    return op;
-  }
-}
-
-/** Op #n is request `hist-n` in the servers' logs. */
-const requestId = (id: number) => ({ 'X-Request-ID': `hist-${id}` });
 
 // ---------------------------------------------------------------------------
 // the cluster, each instance behind its own proxies
@@ -388,7 +220,7 @@ describe('history-checked consistency under faults', () => {
     const s = seed();
     console.log(`history test seed ${s} (RELIABILITY_SEED=${s} replays it), ${seconds} s`);
     const [n1, n2, n3] = cluster.nodes as [ClusterNode, ClusterNode, ClusterNode];
-    const rec = new Recorder();
+    const rec = new Recorder(CLIENT_TIMEOUT_MS);
 
     // Every path starts with a value, written through the instance that will own it.
     for (const [i, path] of PATHS.entries()) {
