@@ -28,7 +28,9 @@
  *   acknowledged write had replaced before this one began (a lost update).
  * - serverErrors: answers >= 500 other than 503.
  * - hung: no complete answer within the client's deadline (a body stalled
- *   with the right bytes so far included).
+ *   with the right bytes so far included), unless sent to an instance while it
+ *   was paused (SIGSTOP: it cannot answer; "excused"). A request through another
+ *   instance to the paused one must be answered (503) in time.
  * - dropped: a connection that failed without an answer while no process was killed.
  * - unexpected: any other answer the workload never asks for (e.g. 400, 409, 416).
  * - disagreements: paths whose final reads differ between instances, or fail.
@@ -124,7 +126,7 @@ export interface Counts {
   serverErrors: number;
   hung: number;
   dropped: number;
-  /** Connections cut while a process was killed (not counted as dropped or torn). */
+  /** Connections cut while a process was killed, requests to a paused instance that timed out. */
   excused: number;
   unexpected: number;
 }
@@ -263,6 +265,11 @@ export function checkHistory(history: History, opts: { graceMs: number }): Repor
     buckets.find((b) => b.window !== undefined && overlaps(op, b.window, opts.graceMs)) ??
     (buckets[0] as Bucket);
   const killed = (op: Op) => history.windows.some((w) => w.kind === 'kill' && overlaps(op, w, 0));
+  /** Sent to an instance while it was paused: it cannot answer in time. */
+  const frozen = (op: Op) =>
+    history.windows.some(
+      (w) => w.kind === 'pause' && w.instances.includes(op.instance) && overlaps(op, w, 0),
+    );
   const anomalies: string[] = [];
   const flag = (op: Op, what: keyof Counts, why: string) => {
     bucketOf(op).counts[what]++;
@@ -307,6 +314,10 @@ export function checkHistory(history: History, opts: { graceMs: number }): Repor
   /** Common to reads and writes: answers that are failures whatever was asked. */
   const answer = (op: Op): boolean => {
     const c = bucketOf(op).counts;
+    if (op.failure === 'timeout' && frozen(op)) {
+      c.excused++;
+      return false;
+    }
     if (op.failure === 'timeout') {
       const got =
         op.kind === 'read' && op.status !== undefined

@@ -72,11 +72,18 @@ function send(
         res.on('close', () => (res.complete ? finish() : failed()));
       },
     );
-    const timer = setTimeout(() => {
-      timedOut = true;
-      req.destroy();
-      finish('timeout');
-    }, timeoutMs);
+    // Judged after the I/O already waiting has been read (setImmediate runs after the poll
+    // phase): a late timer in a busy test process must not beat an answer that did arrive.
+    const timer = setTimeout(
+      () =>
+        setImmediate(() => {
+          if (done) return;
+          timedOut = true;
+          req.destroy();
+          finish('timeout');
+        }),
+      timeoutMs,
+    );
     req.on('error', failed);
     req.end(body);
   });

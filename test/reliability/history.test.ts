@@ -22,6 +22,7 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sleep } from '../helpers/api.js';
 import { childPids } from '../helpers/callfs.js';
@@ -221,6 +222,10 @@ describe('history-checked consistency under faults', () => {
     console.log(`history test seed ${s} (RELIABILITY_SEED=${s} replays it), ${seconds} s`);
     const [n1, n2, n3] = cluster.nodes as [ClusterNode, ClusterNode, ClusterNode];
     const rec = new Recorder(CLIENT_TIMEOUT_MS);
+    // This process times every request and relays every Redis and PostgreSQL byte (the fault
+    // proxies): when it lags, so does everything. Reported, to tell a slow machine from a hang.
+    const lag = monitorEventLoopDelay({ resolution: 20 });
+    lag.enable();
 
     // Every path starts with a value, written through the instance that will own it.
     for (const [i, path] of PATHS.entries()) {
@@ -296,6 +301,7 @@ describe('history-checked consistency under faults', () => {
       await sleep(quiet);
     } finally {
       stopped = true;
+      lag.disable();
       await Promise.all(loops);
     }
 
@@ -305,6 +311,7 @@ describe('history-checked consistency under faults', () => {
       await Promise.all(cluster.nodes.map((node) => rec.read(node, path, undefined, true)));
 
     const report = checkHistory({ ops: rec.ops, windows }, { graceMs: GRACE_MS });
+    const ms = (ns: number) => `${Math.round(ns / 1e6)} ms`;
     const finals = rec.ops.filter((op) => op.kind === 'read' && op.final).length;
     for (const b of report.buckets) {
       const c = b.counts;
@@ -323,7 +330,8 @@ describe('history-checked consistency under faults', () => {
           (c.excused ? `, cut by the kill ${c.excused}` : '') +
           (c.unexpected ? `, unexpected ${c.unexpected}` : '') +
           (b.name === NO_FAULT
-            ? `; final reads ${finals}, ${PATHS.length - report.disagreements}/${PATHS.length} paths agree`
+            ? `; final reads ${finals}, ${PATHS.length - report.disagreements}/${PATHS.length} paths agree; ` +
+              `test process lag p99 ${ms(lag.percentile(99))}, max ${ms(lag.max)}`
             : ''),
       });
     }

@@ -342,6 +342,17 @@ describe('answers', () => {
     expect(r.violations).toEqual([`${NO_FAULT}: 1 hung`, 'pg cut: 1 hung']);
   });
 
+  test('a request to a paused instance may time out; one through another instance may not', () => {
+    const w: FaultWindow = { ...window('node1 paused', 50, 53, 'pause'), instances: ['node1'] };
+    const late = (instance: string) => ({
+      ...read(a, 48, 54, { failure: 'timeout', status: undefined }),
+      instance,
+    });
+    const r = check([a, late('node1'), late('node2')], [w]);
+    expect(counts(r, 'node1 paused')).toMatchObject({ hung: 1, excused: 1 });
+    expect(r.violations).toEqual(['node1 paused: 1 hung']);
+  });
+
   test('a failed connection is dropped, unless a process was killed meanwhile', () => {
     const gone = (s: number) => read(a, s, s + 1, { failure: 'connection', status: undefined });
     const r = check([a, gone(11), gone(200)], [window('kill -9', 199, 250, 'kill')]);
