@@ -135,6 +135,8 @@ export interface Bucket {
   name: string;
   window?: FaultWindow;
   counts: Counts;
+  /** The 503s by error code (e.g. SERVICE_UNAVAILABLE, LOCK_TIMEOUT, PEER_UNAVAILABLE). */
+  unavailableBy: Record<string, number>;
 }
 
 export interface Report {
@@ -256,8 +258,13 @@ function emptyCounts(): Counts {
 
 export function checkHistory(history: History, opts: { graceMs: number }): Report {
   const buckets: Bucket[] = [
-    { name: NO_FAULT, counts: emptyCounts() },
-    ...history.windows.map((w) => ({ name: w.name, window: w, counts: emptyCounts() })),
+    { name: NO_FAULT, counts: emptyCounts(), unavailableBy: {} },
+    ...history.windows.map((w) => ({
+      name: w.name,
+      window: w,
+      counts: emptyCounts(),
+      unavailableBy: {},
+    })),
   ];
   const overlaps = (op: Op, w: FaultWindow, grace: number) =>
     op.start <= w.end + grace && op.end >= w.start;
@@ -313,7 +320,8 @@ export function checkHistory(history: History, opts: { graceMs: number }): Repor
 
   /** Common to reads and writes: answers that are failures whatever was asked. */
   const answer = (op: Op): boolean => {
-    const c = bucketOf(op).counts;
+    const b = bucketOf(op);
+    const c = b.counts;
     if (op.failure === 'timeout' && frozen(op)) {
       c.excused++;
       return false;
@@ -332,8 +340,11 @@ export function checkHistory(history: History, opts: { graceMs: number }): Repor
       return false;
     }
     if (op.status !== undefined && op.status >= 500) {
-      if (op.status === 503) c.unavailable++;
-      else flag(op, 'serverErrors', `${op.status} ${op.code ?? ''}`);
+      if (op.status === 503) {
+        c.unavailable++;
+        const code = op.code ?? 'no code';
+        b.unavailableBy[code] = (b.unavailableBy[code] ?? 0) + 1;
+      } else flag(op, 'serverErrors', `${op.status} ${op.code ?? ''}`);
       return false;
     }
     return true;

@@ -326,6 +326,7 @@ describe('answers', () => {
       write('c', 1, 40, 50, 502),
     ]);
     expect(counts(r)).toMatchObject({ unavailable: 2, serverErrors: 2, unknown: 2 });
+    expect(r.buckets[0]?.unavailableBy).toEqual({ SERVICE_UNAVAILABLE: 1, 'no code': 1 });
     expect(r.violations).toEqual([`${NO_FAULT}: 2 serverErrors`]);
   });
 
