@@ -173,7 +173,12 @@ function pause(node: ClusterNode): Fault {
   };
 }
 
-function killWorker(node: ClusterNode): Fault {
+/**
+ * kill -9 of one worker, and right after it a burst of requests to its
+ * instance (`burst`): requests that arrive while the primary has not yet
+ * noticed the death are the ones a dead worker could swallow.
+ */
+function killWorker(node: ClusterNode, burst: () => Promise<unknown>): Fault {
   return {
     name: `a worker of ${node.id} killed (-9)`,
     kind: 'kill',
@@ -184,6 +189,7 @@ function killWorker(node: ClusterNode): Fault {
       const [victim] = childPids(primary);
       if (victim === undefined) throw new Error(`${node.id} has no worker`);
       process.kill(victim, 'SIGKILL');
+      await burst();
       // Healed when the primary has replaced it.
       await waitFor('a replacement worker', () => {
         const pids = childPids(primary);
@@ -286,7 +292,15 @@ describe('history-checked consistency under faults', () => {
       cut('redis', cluster.nodes),
       cut('postgres', [n2]),
       pause(n3),
-      killWorker(n1),
+      killWorker(n1, () =>
+        // 24 reads 2 ms apart, each on a new connection.
+        Promise.all(
+          Array.from({ length: 24 }, async (_, i) => {
+            await sleep(2 * i);
+            return rec.read(n1, PATHS[i % PATHS.length] as string);
+          }),
+        ),
+      ),
       ...(full ? [killInstance(n2)] : []),
     ];
     const busy = faults.reduce((ms, f) => ms + f.expectedMs, 0);
