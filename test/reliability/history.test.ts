@@ -346,7 +346,7 @@ describe('history-checked consistency under faults', () => {
           `${span}torn ${c.torn}, unwritten ${c.unwritten}, stale ${c.stale}${b.window ? ' (allowed)' : ''}, ` +
           `hung ${c.hung}, dropped ${c.dropped}; writes ${c.writes} (acked ${c.acked}, ` +
           `412 ${c.refused}, unknown ${c.unknown}), 503 ${c.unavailable}${codes(b.unavailableBy)}` +
-          (c.excused ? `, cut by the kill ${c.excused}` : '') +
+          (c.excused ? `, excused ${c.excused}` : '') +
           (c.unexpected ? `, unexpected ${c.unexpected}` : '') +
           (b.name === NO_FAULT
             ? `; final reads ${finals}, ${PATHS.length - report.disagreements}/${PATHS.length} paths agree; ` +
