@@ -4,7 +4,8 @@ import prettier from 'eslint-config-prettier';
 import globals from 'globals';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'coverage/**', 'test/bench/results/**'] },
+  // data/ and callfs.sqlite3 are the quickstart's user data, not sources.
+  { ignores: ['dist/**', 'node_modules/**', 'coverage/**', 'test/bench/results/**', 'data/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   prettier,

@@ -1,3 +1,5 @@
+// First: a clear error on an unsupported Node before any dependency loads.
+import './node-version.js';
 import type { LoadedConfig } from './config/load.js';
 
 export { loadConfig, ConfigError } from './config/load.js';

@@ -2,6 +2,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
 import { Agent, errors as undiciErrors } from 'undici';
 import { HOP_HEADER, signIdentity } from '../cluster/identity-signature.js';
+import type { Deadlines } from '../config/deadlines.js';
 import { CallFSError } from '../core/errors.js';
 import { paced } from '../core/gc-pacer.js';
 import {
@@ -62,7 +63,9 @@ const DROP = new Set([
  * The `internalproxy` backend: forwards a request for bytes held by another
  * instance to that instance's `/v1/internal/*` routes and streams both ways
  * (undici keep-alive pools, nothing buffered). A peer that cannot be reached
- * within the connect timeout is a 503 PEER_UNAVAILABLE naming it.
+ * within the connect timeout, or that goes silent (no answer within its
+ * deadline, or a transfer that stops moving), is a 503 PEER_UNAVAILABLE
+ * naming it.
  */
 export class InternalProxy {
   private readonly agent: Agent;
@@ -72,17 +75,17 @@ export class InternalProxy {
       selfId: string;
       secret: string;
       urlOf: (instanceId: string) => Promise<string | undefined>;
-      connectTimeoutMs: number;
-      /** Idle limit for either direction of a transfer. */
-      ioTimeoutMs: number;
+      deadlines: Pick<Deadlines, 'peerConnectMs' | 'peerReadMs' | 'peerWriteMs' | 'idleMs'>;
     },
   ) {
+    const d = o.deadlines;
     this.agent = new Agent({
-      connect: { timeout: o.connectTimeoutMs },
+      connect: { timeout: d.peerConnectMs },
       keepAliveTimeout: 30_000,
       connections: 128,
-      headersTimeout: o.ioTimeoutMs,
-      bodyTimeout: o.ioTimeoutMs,
+      headersTimeout: d.peerWriteMs,
+      // Idle limit for either direction of a transfer.
+      bodyTimeout: d.idleMs,
     });
     setHttpClientStats(() => this.connectionStats());
   }
@@ -114,12 +117,17 @@ export class InternalProxy {
       [HOP_HEADER]: this.o.selfId,
       'x-request-id': req.requestId,
     });
+    // A read's answer needs only the peer's metadata lookup (a kept-alive
+    // connection to a silent peer would otherwise wait out the write deadline).
+    const reading = req.method === 'GET' || req.method === 'HEAD';
+    const headersTimeout = reading ? this.o.deadlines.peerReadMs : this.o.deadlines.peerWriteMs;
     try {
       const res = await this.agent.request({
         origin,
         path: req.path,
         method: req.method as 'GET',
         headers,
+        headersTimeout,
         body: req.body ? paced(req.body, lengthOf(req.headers['content-length'])) : undefined,
         // As localfs reads: large chunks, few writes; still bounded per transfer.
         highWaterMark: 256 * 1024,
@@ -138,6 +146,8 @@ export class InternalProxy {
       };
     } catch (err) {
       done('proxy_failure');
+      if (err instanceof undiciErrors.HeadersTimeoutError)
+        throw unavailable(target, `no answer within ${headersTimeout} ms`);
       if (isUnreachable(err)) throw unavailable(target, (err as Error).message);
       throw new CallFSError('PEER_UNAVAILABLE', `peer ${target} failed the request`, {
         details: { instance_id: target },

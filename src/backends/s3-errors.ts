@@ -79,7 +79,7 @@ export function s3Error(err: unknown, bucket: string): unknown {
     return new CallFSError(
       'SERVICE_UNAVAILABLE',
       `S3 bucket "${bucket}" does not exist (backend.s3_bucket_name)`,
-      { cause: err, details: { backend: 's3' } },
+      { cause: err, details: { backend: 's3', dependency: 's3' } },
     );
   }
   if ((name !== undefined && CREDENTIAL_ERRORS.has(name)) || status === 403) {
@@ -87,13 +87,14 @@ export function s3Error(err: unknown, bucket: string): unknown {
       'SERVICE_UNAVAILABLE',
       `S3 refused the credentials or access to bucket "${bucket}" ` +
         '(backend.s3_access_key / backend.s3_secret_key, or the SDK credential chain)',
-      { cause: err, details: { backend: 's3' } },
+      { cause: err, details: { backend: 's3', dependency: 's3' } },
     );
   }
   if (isNetworkError(err)) {
     return new CallFSError('SERVICE_UNAVAILABLE', 'S3 endpoint unreachable (backend.s3_endpoint)', {
       cause: err,
-      details: { backend: 's3' },
+      details: { backend: 's3', dependency: 's3' },
+      headers: { 'Retry-After': '1' },
     });
   }
   return err;

@@ -59,6 +59,14 @@ export interface S3BackendOptions {
   maxAttempts?: number;
   /** Connect timeout, so a dead endpoint fails fast. Default 5 s. */
   connectTimeoutMs?: number;
+  /**
+   * Deadline of the answer (headers) to a request that streams no body
+   * (head, get, list, delete…), retries included; then 503 naming s3.
+   * Default 5 s.
+   */
+  answerTimeoutMs?: number;
+  /** A request whose socket moves no byte this long fails (uploads, copies). Default 30 s. */
+  idleTimeoutMs?: number;
   /** A prebuilt client (tests); the options above that configure a client are then ignored. */
   client?: S3Client;
 }
@@ -111,6 +119,7 @@ export class S3Backend implements Backend {
   private readonly inFlight = new Set<string>();
   /** Background abort retries, stopped by close(). */
   private readonly retryTimers = new Set<NodeJS.Timeout>();
+  private readonly answerTimeoutMs: number;
   private closed = false;
 
   constructor(o: S3BackendOptions) {
@@ -122,6 +131,7 @@ export class S3Backend implements Backend {
     this.copyThreshold = o.copyThreshold ?? 5 * GiB;
     this.copyPartSize = o.copyPartSize ?? 512 * MiB;
     this.sweepMinAgeMs = o.sweepMinAgeMs ?? 0;
+    this.answerTimeoutMs = o.answerTimeoutMs ?? 5000;
     this.writeParams = {
       ...(o.serverSideEncryption ? { ServerSideEncryption: o.serverSideEncryption } : {}),
       ...(o.serverSideEncryption === 'aws:kms' && o.kmsKeyId ? { SSEKMSKeyId: o.kmsKeyId } : {}),
@@ -146,6 +156,8 @@ export class S3Backend implements Backend {
       maxAttempts: o.maxAttempts ?? 3,
       requestHandler: {
         connectionTimeout: o.connectTimeoutMs ?? 5000,
+        // A silent endpoint (packets dropped) fails a request instead of hanging it.
+        socketTimeout: o.idleTimeoutMs ?? 30_000,
         httpAgent: new HttpAgent(agentOpts),
         httpsAgent: new HttpsAgent(agentOpts),
       },
@@ -168,6 +180,25 @@ export class S3Backend implements Backend {
     return segments.length === 0 ? this.prefix : `${this.prefix}${segments.join('/')}/`;
   }
 
+  /**
+   * Sends a request that streams no body, with a deadline on its answer
+   * (headers: a download's body then streams at the client's pace).
+   */
+  private async answered<T>(send: (opts: { abortSignal: AbortSignal }) => Promise<T>): Promise<T> {
+    const deadline = new AbortController();
+    const timer = setTimeout(() => deadline.abort(), this.answerTimeoutMs);
+    try {
+      return await send({ abortSignal: deadline.signal });
+    } catch (err) {
+      if (deadline.signal.aborted) {
+        throw errors.unavailable('s3', `s3 did not answer within ${this.answerTimeoutMs} ms`, err);
+      }
+      throw err;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
   private async send<T>(fn: () => Promise<T>): Promise<T> {
     try {
       return await fn();
@@ -185,12 +216,15 @@ export class S3Backend implements Backend {
       throw await this.unsatisfiable(Key);
     }
     try {
-      const out = await this.client.send(
-        new GetObjectCommand({
-          Bucket: this.bucket,
-          Key,
-          ...(range ? { Range: `bytes=${range.start}-${range.end}` } : {}),
-        }),
+      const out = await this.answered((o) =>
+        this.client.send(
+          new GetObjectCommand({
+            Bucket: this.bucket,
+            Key,
+            ...(range ? { Range: `bytes=${range.start}-${range.end}` } : {}),
+          }),
+          o,
+        ),
       );
       return out.Body as Readable;
     } catch (err) {
@@ -212,7 +246,9 @@ export class S3Backend implements Backend {
 
   private async head(Key: string): Promise<{ size: number; mtime: Date } | null> {
     try {
-      const out = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key }));
+      const out = await this.answered((o) =>
+        this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key }), o),
+      );
       return { size: out.ContentLength ?? 0, mtime: out.LastModified ?? new Date() };
     } catch (err) {
       if (isNotFound(err)) return null;
@@ -228,8 +264,11 @@ export class S3Backend implements Backend {
     const [file, below] = await Promise.all([
       this.head(Key),
       this.send(() =>
-        this.client.send(
-          new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, MaxKeys: 1 }),
+        this.answered((o) =>
+          this.client.send(
+            new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, MaxKeys: 1 }),
+            o,
+          ),
         ),
       ),
     ]);
@@ -276,8 +315,11 @@ export class S3Backend implements Backend {
   private async stage(key: string, body: Readable, opts?: WriteOptions): Promise<StagedWrite> {
     const Key = this.objectKey(key); // refuse a bad key before consuming the body
     const created = await this.send(() =>
-      this.client.send(
-        new CreateMultipartUploadCommand({ Bucket: this.bucket, Key, ...this.writeParams }),
+      this.answered((o) =>
+        this.client.send(
+          new CreateMultipartUploadCommand({ Bucket: this.bucket, Key, ...this.writeParams }),
+          o,
+        ),
       ),
     );
     const uploadId = created.UploadId;
@@ -334,8 +376,11 @@ export class S3Backend implements Backend {
    */
   private async abort(Key: string, UploadId: string, attempt = 0): Promise<void> {
     try {
-      await this.client.send(
-        new AbortMultipartUploadCommand({ Bucket: this.bucket, Key, UploadId }),
+      await this.answered((o) =>
+        this.client.send(
+          new AbortMultipartUploadCommand({ Bucket: this.bucket, Key, UploadId }),
+          o,
+        ),
       );
     } catch (err) {
       if (isNoSuchUpload(err) || isNotFound(err)) return;
@@ -353,7 +398,11 @@ export class S3Backend implements Backend {
   async delete(key: string): Promise<void> {
     if (key === '/') throw errors.invalidPath('cannot delete the root');
     const Key = this.objectKey(key);
-    await this.send(() => this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key })));
+    await this.send(() =>
+      this.answered((o) =>
+        this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key }), o),
+      ),
+    );
   }
 
   async createDirectory(key: string): Promise<void> {
@@ -366,14 +415,17 @@ export class S3Backend implements Backend {
     await Promise.all(
       levels.map((k) =>
         this.send(() =>
-          this.client.send(
-            new PutObjectCommand({
-              Bucket: this.bucket,
-              Key: `${k}/`,
-              Body: Buffer.alloc(0),
-              ContentLength: 0,
-              ...this.writeParams,
-            }),
+          this.answered((o) =>
+            this.client.send(
+              new PutObjectCommand({
+                Bucket: this.bucket,
+                Key: `${k}/`,
+                Body: Buffer.alloc(0),
+                ContentLength: 0,
+                ...this.writeParams,
+              }),
+              o,
+            ),
           ),
         ),
       ),
@@ -385,15 +437,20 @@ export class S3Backend implements Backend {
     const prefix = this.dirPrefix(key);
     if (await this.anyBelow(prefix, true)) throw errors.notEmpty(key);
     await this.send(() =>
-      this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: prefix })),
+      this.answered((o) =>
+        this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: prefix }), o),
+      ),
     );
   }
 
   /** Whether any key lies below `prefix` (the directory's own marker aside, if asked). */
   private async anyBelow(prefix: string, ignoreMarker = false): Promise<boolean> {
     const page = await this.send(() =>
-      this.client.send(
-        new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, MaxKeys: 2 }),
+      this.answered((o) =>
+        this.client.send(
+          new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, MaxKeys: 2 }),
+          o,
+        ),
       ),
     );
     return (page.Contents ?? []).some((o) => !ignoreMarker || o.Key !== prefix);
@@ -416,13 +473,16 @@ export class S3Backend implements Backend {
     let token: string | undefined;
     do {
       const page = await this.send(() =>
-        this.client.send(
-          new ListObjectsV2Command({
-            Bucket: this.bucket,
-            Prefix: prefix,
-            Delimiter: delimiter,
-            ContinuationToken: token,
-          }),
+        this.answered((o) =>
+          this.client.send(
+            new ListObjectsV2Command({
+              Bucket: this.bucket,
+              Prefix: prefix,
+              Delimiter: delimiter,
+              ContinuationToken: token,
+            }),
+            o,
+          ),
         ),
       );
       yield page;
@@ -448,7 +508,9 @@ export class S3Backend implements Backend {
       if (await this.anyBelow(dst + '/')) throw errors.exists(to);
       await this.copy(src, dst, file.size);
       await this.send(() =>
-        this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: src })),
+        this.answered((o) =>
+          this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: src }), o),
+        ),
       );
       return;
     }
@@ -460,9 +522,9 @@ export class S3Backend implements Backend {
     );
     await eachLimit(below, COPY_CONCURRENCY, (o) =>
       this.send(() =>
-        this.client
-          .send(new DeleteObjectCommand({ Bucket: this.bucket, Key: o.key }))
-          .then(() => undefined),
+        this.answered((opts) =>
+          this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: o.key }), opts),
+        ).then(() => undefined),
       ),
     );
   }
@@ -482,8 +544,11 @@ export class S3Backend implements Backend {
       return;
     }
     const created = await this.send(() =>
-      this.client.send(
-        new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: dst, ...this.writeParams }),
+      this.answered((o) =>
+        this.client.send(
+          new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: dst, ...this.writeParams }),
+          o,
+        ),
       ),
     );
     const UploadId = created.UploadId as string;
@@ -525,13 +590,16 @@ export class S3Backend implements Backend {
     let marker: string | undefined;
     try {
       for (;;) {
-        const page = await this.client.send(
-          new ListPartsCommand({
-            Bucket: this.bucket,
-            Key,
-            UploadId: ref,
-            PartNumberMarker: marker,
-          }),
+        const page = await this.answered((o) =>
+          this.client.send(
+            new ListPartsCommand({
+              Bucket: this.bucket,
+              Key,
+              UploadId: ref,
+              PartNumberMarker: marker,
+            }),
+            o,
+          ),
         );
         for (const p of page.Parts ?? []) parts.push({ PartNumber: p.PartNumber, ETag: p.ETag });
         if (!page.IsTruncated) break;
@@ -553,13 +621,16 @@ export class S3Backend implements Backend {
     let idMarker: string | undefined;
     for (;;) {
       const page = await this.send(() =>
-        this.client.send(
-          new ListMultipartUploadsCommand({
-            Bucket: this.bucket,
-            Prefix: this.prefix || undefined,
-            KeyMarker: keyMarker,
-            UploadIdMarker: idMarker,
-          }),
+        this.answered((o) =>
+          this.client.send(
+            new ListMultipartUploadsCommand({
+              Bucket: this.bucket,
+              Prefix: this.prefix || undefined,
+              KeyMarker: keyMarker,
+              UploadIdMarker: idMarker,
+            }),
+            o,
+          ),
         ),
       );
       for (const u of page.Uploads ?? []) {
@@ -582,7 +653,9 @@ export class S3Backend implements Backend {
   /** HeadBucket: the bucket exists and the credentials may use it. */
   async check(): Promise<void> {
     try {
-      await this.client.send(new HeadBucketCommand({ Bucket: this.bucket }));
+      await this.answered((o) =>
+        this.client.send(new HeadBucketCommand({ Bucket: this.bucket }), o),
+      );
     } catch (err) {
       const status = s3Status(err);
       const name = s3ErrorName(err);

@@ -2,7 +2,10 @@
  * Where the file commands connect: --url/--key, then CALLFS_URL /
  * CALLFS_API_KEY, then a profile (--profile or CALLFS_PROFILE, default
  * "default") from the profile file, then the quickstart: http://127.0.0.1:8443
- * and the key the server generated in ./data/.callfs/api-key.
+ * and the key the server generated in ./data/.callfs/api-key. That key file
+ * is only ever sent to the quickstart's own address: with another URL and no
+ * key the command refuses rather than hand a local key to whatever server
+ * the URL names.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
@@ -22,6 +25,20 @@ export interface Connection {
 
 export const DEFAULT_URL = 'http://127.0.0.1:8443';
 export const QUICKSTART_KEY_FILE = join('data', '.callfs', 'api-key');
+/** Where a quickstart server answers (`:8443` on this machine): the only origins its key file goes to. */
+const QUICKSTART_ORIGINS = new Set([
+  'http://127.0.0.1:8443',
+  'http://localhost:8443',
+  'http://[::1]:8443',
+]);
+
+function isQuickstartUrl(url: string): boolean {
+  try {
+    return QUICKSTART_ORIGINS.has(new URL(url).origin);
+  } catch {
+    return false;
+  }
+}
 
 /** $CALLFS_PROFILE_FILE, else $XDG_CONFIG_HOME/callfs/profiles.json (~/.config/…). */
 export function profileFile(env: NodeJS.ProcessEnv): string {
@@ -65,12 +82,15 @@ export function resolveConnection(
   const profile = readProfile(profileFile(env), name ?? 'default', name !== undefined);
   const url = flags.url ?? env.CALLFS_URL ?? profile.url ?? DEFAULT_URL;
   let key = flags.key ?? env.CALLFS_API_KEY ?? profile.key;
-  if (key === undefined && existsSync(QUICKSTART_KEY_FILE)) {
+  const keyFile = existsSync(QUICKSTART_KEY_FILE);
+  if (key === undefined && keyFile && isQuickstartUrl(url)) {
     key = readFileSync(QUICKSTART_KEY_FILE, 'utf8').trim();
   }
   if (key === undefined || key === '') {
     throw new UsageError(
-      'no API key: pass --key, set CALLFS_API_KEY, add a profile, or run in the quickstart directory (data/.callfs/api-key)',
+      keyFile && !isQuickstartUrl(url)
+        ? `no API key for ${url}: pass --key or set CALLFS_API_KEY (the quickstart key in ${QUICKSTART_KEY_FILE} is sent only to ${DEFAULT_URL})`
+        : 'no API key: pass --key, set CALLFS_API_KEY, add a profile, or run in the quickstart directory (data/.callfs/api-key)',
     );
   }
   if (!/^https?:\/\//.test(url))

@@ -117,6 +117,20 @@ export class CallFSIntegrityError extends CallFSClientError {
   }
 }
 
+/**
+ * A directory listing named an entry that would land outside the download's
+ * destination (or is not a plain name): the whole download is refused before
+ * anything is written. `path` is the entry's path as the server sent it.
+ */
+export class CallFSUnsafePathError extends CallFSClientError {
+  readonly path: string;
+  constructor(message: string, path: string) {
+    super(message, 'integrity');
+    this.name = 'CallFSUnsafePathError';
+    this.path = path;
+  }
+}
+
 /** Wraps a low-level failure (undici, socket) into a CallFSNetworkError; keeps ours. */
 export function asClientError(err: unknown, what: string): CallFSClientError {
   if (err instanceof CallFSClientError) return err;

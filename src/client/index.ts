@@ -6,6 +6,8 @@
  *   await fs.uploadFile('./big.iso', '/isos/big.iso');
  *   const { body } = await fs.download('/isos/big.iso'); // verified against the ETag
  */
+// First: a clear error on an unsupported Node before undici loads.
+import '../node-version.js';
 import { Readable } from 'node:stream';
 import { remoteUrlPath, headerOf, Http, type HttpOptions, type Response } from './http.js';
 import { asClientError, CallFSApiError, CallFSIntegrityError } from './errors.js';
@@ -380,8 +382,9 @@ export class CallFSClient {
     return transfer.planUpload(localDir, remoteDir);
   }
 
+  /** What downloadDirectory would copy; refuses (CallFSUnsafePathError) a listing that points outside `localDir`. */
   planDownload(remoteDir: string, localDir: string): Promise<transfer.TransferPlan> {
-    return transfer.planDownload(this, remoteDir, localDir);
+    return transfer.planDownload(this, remotePath(remoteDir), localDir);
   }
 
   /** Copies a local directory tree up (directories, then files). */

@@ -7,8 +7,9 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
-import { basename, dirname, join, relative, sep } from 'node:path';
+import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { pipeline } from 'node:stream/promises';
+import { CallFSUnsafePathError } from './errors.js';
 import type { CallFSClient, DownloadOptions, RemoteEntry, UploadOptions } from './index.js';
 import type { OnProgress } from './streams.js';
 
@@ -112,6 +113,52 @@ export async function planUpload(localDir: string, remoteDir: string): Promise<T
   return summarise(items);
 }
 
+// C0/C1 controls and DEL (NUL included).
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+
+/** Why a listed segment may not become a local file name; null when it may. */
+function unsafeSegment(segment: string): string | null {
+  if (segment === '') return 'an empty segment';
+  if (segment === '.' || segment === '..') return `a "${segment}" segment`;
+  if (segment.includes('\\')) return 'a backslash';
+  if (CONTROL.test(segment)) return 'a control character';
+  // Refused on every OS, so one listing is safe or refused the same everywhere.
+  if (/^[A-Za-z]:/.test(segment)) return 'a drive letter';
+  return null;
+}
+
+/**
+ * The local path of a listed entry. The listing comes from the server (or
+ * anyone on a plain-HTTP path), so nothing in it is trusted: the entry must
+ * lie below `remoteDir`, every segment below it must be a plain name, and the
+ * joined local path must stay inside `localDir`.
+ */
+function localPathOf(entry: RemoteEntry, remoteDir: string, localDir: string): string {
+  const refuse = (why: string) =>
+    new CallFSUnsafePathError(
+      `refusing to download ${remoteDir}: the server listed the unsafe path ${JSON.stringify(entry.path)} (${why}); nothing was written`,
+      String(entry.path),
+    );
+  if (typeof entry.path !== 'string') throw refuse('not a string');
+  const prefix = remoteDir === '/' ? '/' : `${remoteDir}/`;
+  if (!entry.path.startsWith(prefix)) throw refuse(`not inside ${remoteDir}`);
+  const segments = entry.path.slice(prefix.length).split('/');
+  for (const segment of segments) {
+    const why = unsafeSegment(segment);
+    if (why !== null) throw refuse(`it has ${why}`);
+  }
+  if (entry.name !== segments.at(-1)) throw refuse('its name is not its last segment');
+  if (entry.type !== 'file' && entry.type !== 'directory')
+    throw refuse('neither a file nor a directory');
+  const root = resolve(localDir);
+  const rel = relative(root, resolve(root, ...segments));
+  if (rel === '' || rel === '..' || rel.startsWith(`..${sep}`) || isAbsolute(rel))
+    throw refuse(`it resolves outside ${localDir}`);
+  return join(localDir, ...segments);
+}
+
+/** Lists the whole tree first: one unsafe entry refuses the download before anything is written. */
 export async function planDownload(
   client: CallFSClient,
   remoteDir: string,
@@ -120,12 +167,10 @@ export async function planDownload(
   const items: TransferItem[] = [
     { type: 'directory', local: localDir, remote: remoteDir, size: 0 },
   ];
-  const prefix = remoteDir === '/' ? '/' : `${remoteDir}/`;
   for await (const e of client.listAll(remoteDir, { recursive: true, maxDepth: 1000 })) {
-    const rel = e.path.slice(prefix.length);
     items.push({
       type: e.type,
-      local: join(localDir, ...rel.split('/')),
+      local: localPathOf(e, remoteDir, localDir),
       remote: e.path,
       size: e.type === 'file' ? e.size : 0,
       etag: e.etag,

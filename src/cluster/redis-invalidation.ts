@@ -4,17 +4,29 @@ import type { Invalidation, InvalidationBus } from '../core/invalidation.js';
 import type { Logger } from '../observability/logger.js';
 
 const CHANNEL = 'callfs:invalidate';
+/** How often the subscriber proves it still hears: a PING on its own connection. */
+export const PROBE_EVERY_MS = 250;
+/**
+ * How long one proof vouches for the channel. This bounds how long a cached
+ * entry can be served stale while the channel is silent (packets dropped:
+ * the connection stays open, nothing arrives, nothing says so).
+ */
+export const TRUST_FOR_MS = 1000;
 
 /**
  * Cache invalidation across instances (and across the workers of each, since
  * every process subscribes) over Redis pub/sub. Pub/sub delivers only to
- * connected subscribers, and after a Redis restart another process's
- * publisher may be back (and writing) before this subscriber has joined
- * again: so this process is "not hearing" from the moment its subscription
- * is lost until SUBSCRIBE succeeds again, and says so to its cache.
+ * connected subscribers, and a connection can go silent without closing, so
+ * the subscriber vouches for what it heard only as far as it can prove:
+ * Redis answers a PING on the subscribed connection after every message
+ * published before it, so a PONG to a PING sent at time t proves that every
+ * invalidation published before t has arrived. Each proof lets the cache
+ * trust itself until t + TRUST_FOR_MS; without a fresh one (silence, a lost
+ * connection, a re-SUBSCRIBE in progress) it stops trusting itself.
  */
 export class RedisInvalidationBus implements InvalidationBus {
   private readonly origin = randomUUID();
+  private timer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly publisher: Redis,
@@ -23,6 +35,7 @@ export class RedisInvalidationBus implements InvalidationBus {
   ) {}
 
   publish(msg: Invalidation): void {
+    // Not awaited by the write; the connection's command timeout bounds it.
     this.publisher
       .publish(CHANNEL, JSON.stringify({ o: this.origin, p: msg.path, s: msg.subtree }))
       .catch((err: unknown) => {
@@ -33,20 +46,60 @@ export class RedisInvalidationBus implements InvalidationBus {
       });
   }
 
-  subscribe(handler: (msg: Invalidation) => void, hearing?: (on: boolean) => void): void {
-    // Deaf until the first SUBSCRIBE has succeeded.
-    hearing?.(false);
+  subscribe(handler: (msg: Invalidation) => void, hearing?: (untilMs: number) => void): void {
+    // SUBSCRIBE succeeded on the current connection; a proof from an earlier one is void.
+    let subscribed = false;
+    let connection = 0;
+    let joining = false;
+    let probing = false;
+    // Deaf until the first proof.
+    hearing?.(0);
+    const prove = () => {
+      if (probing) return;
+      probing = true;
+      const sentAt = performance.now();
+      const on = connection;
+      this.subscriber
+        .ping()
+        .then(
+          () => {
+            if (on === connection && subscribed) hearing?.(sentAt + TRUST_FOR_MS);
+          },
+          () => undefined,
+        )
+        .finally(() => (probing = false));
+    };
     // The connection has no offline queue, so a SUBSCRIBE sent before it is
-    // ready fails (and ioredis only re-subscribes channels that succeeded):
-    // subscribe on every (re)connect; a repeated SUBSCRIBE is harmless.
-    const join = () =>
-      void this.subscriber.subscribe(CHANNEL).then(
-        () => hearing?.(true),
-        () => undefined,
-      );
+    // ready fails (and ioredis only re-subscribes channels that succeeded), and
+    // one sent into a silence times out: subscribe on every (re)connect, and
+    // again while not subscribed; a repeated SUBSCRIBE is harmless.
+    const join = () => {
+      if (joining) return;
+      joining = true;
+      const on = connection;
+      this.subscriber
+        .subscribe(CHANNEL)
+        .then(
+          () => {
+            if (on !== connection) return;
+            subscribed = true;
+            prove();
+          },
+          () => undefined,
+        )
+        .finally(() => (joining = false));
+    };
     this.subscriber.on('ready', join);
-    this.subscriber.on('close', () => hearing?.(false));
+    this.subscriber.on('close', () => {
+      connection++;
+      subscribed = false;
+      hearing?.(0);
+    });
     if (this.subscriber.status === 'ready') join();
+    this.timer = setInterval(() => {
+      if (subscribed) prove();
+      else if (this.subscriber.status === 'ready') join();
+    }, PROBE_EVERY_MS).unref();
     this.subscriber.on('message', (channel: string, raw: string) => {
       if (channel !== CHANNEL) return;
       try {
@@ -60,6 +113,7 @@ export class RedisInvalidationBus implements InvalidationBus {
   }
 
   async close(): Promise<void> {
+    clearInterval(this.timer);
     this.subscriber.disconnect();
   }
 }

@@ -1,32 +1,35 @@
 import type { Redis } from 'ioredis';
-import Redlock, { ResourceLockedError, type Lock as RedlockLock } from 'redlock';
-import { CallFSError } from '../core/errors.js';
+import Redlock, { ExecutionError, ResourceLockedError, type Lock as RedlockLock } from 'redlock';
+import { withDeadline } from '../core/deadline.js';
+import { CallFSError, errors } from '../core/errors.js';
 import { releasedOnce, type Lock, type LockManager } from '../core/locks.js';
-import { isReady } from './redis.js';
+import { isReady, redisSilent } from './redis.js';
 
 const RETRY_DELAY_MS = 25;
 
 const unavailable = (cause?: unknown) =>
-  new CallFSError('SERVICE_UNAVAILABLE', 'lock service (redis) unavailable: writes are refused', {
-    headers: { 'Retry-After': '1' },
-    cause,
-  });
+  errors.unavailable('redis', 'lock service (redis) unavailable: writes are refused', cause);
 
 /**
  * Cluster-wide path locks with redlock (one Redis). A lock is a lease; the
  * fencing generation checked at metadata commit protects against a writer
- * that outlived it. With Redis down, acquire fails at once (503).
+ * that outlived it. With Redis down, acquire fails at once (503); with Redis
+ * silent, an attempt gives up after `timeoutMs` (503), and a lock granted
+ * after that (the command was only delayed) is released at once.
  */
 export class RedisLockManager implements LockManager {
   readonly kind = 'redis' as const;
   private readonly redlock: Redlock;
+  private readonly prefix = 'callfs:lock:';
+  private readonly timeoutMs: number;
   /** Expiry times of the leases this process holds (an expired lease no longer counts). */
   private readonly held = new Set<{ expiresAt: number }>();
 
   constructor(
     private readonly redis: Redis,
-    private readonly prefix = 'callfs:lock:',
+    opts: { timeoutMs?: number } = {},
   ) {
+    this.timeoutMs = opts.timeoutMs ?? 2000;
     this.redlock = new Redlock([redis], {
       retryCount: 0,
       retryDelay: RETRY_DELAY_MS,
@@ -41,13 +44,7 @@ export class RedisLockManager implements LockManager {
     const resource = this.prefix + key;
     for (;;) {
       if (!isReady(this.redis)) throw unavailable();
-      let lock: RedlockLock | null = null;
-      try {
-        lock = await this.redlock.acquire([resource], opts.ttlMs, { retryCount: 0 });
-      } catch (err) {
-        if (!isReady(this.redis)) throw unavailable(err);
-        if (!(err instanceof ResourceLockedError) && !isContention(err)) throw unavailable(err);
-      }
+      const lock = await this.attempt(resource, opts.ttlMs);
       if (lock) return this.wrap(key, lock, opts.ttlMs);
       const left = deadline - Date.now();
       if (left <= 0) {
@@ -62,6 +59,32 @@ export class RedisLockManager implements LockManager {
       }
       // The last try happens at the deadline, not a retry delay before it.
       await new Promise((r) => setTimeout(r, Math.min(left, RETRY_DELAY_MS + Math.random() * 10)));
+    }
+  }
+
+  /** One try: the lock, null when someone else holds it, or a 503 when Redis fails. */
+  private async attempt(resource: string, ttlMs: number): Promise<RedlockLock | null> {
+    const attempt = this.redlock.acquire([resource], ttlMs, { retryCount: 0 });
+    let silent = false;
+    try {
+      // After a failed try redlock awaits a clean-up release: a silent Redis would
+      // cost two command timeouts, so the try as a whole is bounded.
+      return await withDeadline(attempt, this.timeoutMs, () => {
+        silent = true;
+        return redisSilent(this.timeoutMs);
+      });
+    } catch (err) {
+      if (silent) {
+        // Granted after all (the command was only delayed): nobody holds it, let it go.
+        attempt.then(
+          (late) => late.release().catch(() => undefined),
+          () => undefined,
+        );
+        throw err;
+      }
+      if (!isReady(this.redis)) throw unavailable(err);
+      if (await isContention(err)) return null;
+      throw unavailable(err);
     }
   }
 
@@ -84,7 +107,18 @@ export class RedisLockManager implements LockManager {
   async close(): Promise<void> {}
 }
 
-/** redlock reports "the resource is held by someone else" as an ExecutionError with votes against. */
-function isContention(err: unknown): boolean {
-  return err instanceof Error && /quorum|locked/i.test(err.message);
+/**
+ * "Held by someone else": redlock's ExecutionError whose every vote against
+ * is a ResourceLockedError. Any other vote (a command timeout, a connection
+ * or script error) is Redis failing, not contention.
+ */
+async function isContention(err: unknown): Promise<boolean> {
+  if (err instanceof ResourceLockedError) return true;
+  if (!(err instanceof ExecutionError) || err.attempts.length === 0) return false;
+  for (const attempt of err.attempts) {
+    const stats = await attempt;
+    for (const vote of stats.votesAgainst.values())
+      if (!(vote instanceof ResourceLockedError)) return false;
+  }
+  return true;
 }

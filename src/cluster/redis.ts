@@ -1,16 +1,24 @@
 import { Redis } from 'ioredis';
+import { errors } from '../core/errors.js';
+
+/** TCP keepalive on Redis sockets: the kernel notices a vanished peer on an idle connection. */
+const KEEPALIVE_DELAY_MS = 10_000;
 
 /**
  * A Redis connection that fails fast: no offline queue, one retry per
- * command. While Redis is down, writes (which need a lock) answer 503 at once
- * instead of hanging; reads never touch Redis. ioredis reconnects by itself.
+ * command, and a deadline on every command (`timeoutMs`). While Redis is
+ * down, writes (which need a lock) answer 503 at once; while it is silent
+ * (packets dropped: the connection still looks "ready"), each command gives
+ * up after `timeoutMs`. Reads never need Redis. ioredis reconnects by itself.
  */
-export function connectRedis(addr: string, password: string): Redis {
+export function connectRedis(addr: string, password: string, timeoutMs = 2000): Redis {
   const common = {
     password: password || undefined,
     enableOfflineQueue: false,
     maxRetriesPerRequest: 1,
-    connectTimeout: 2000,
+    connectTimeout: timeoutMs,
+    commandTimeout: timeoutMs,
+    keepAlive: KEEPALIVE_DELAY_MS,
     retryStrategy: (attempt: number) => Math.min(1000, 50 * 2 ** Math.min(attempt, 5)),
     lazyConnect: false,
   };
@@ -44,4 +52,18 @@ export async function waitReady(redis: Redis, timeoutMs: number): Promise<void> 
     };
     redis.once('ready', onReady);
   });
+}
+
+/** The 503 of a Redis command that did not answer within `ms`. */
+export const redisSilent = (ms: number, cause?: unknown) =>
+  errors.unavailable('redis', `redis did not answer within ${ms} ms`, cause);
+
+/** A Redis reply, or the 503 naming redis (silent: `ms` passed; or unreachable). */
+export async function fromRedis<T>(reply: Promise<T>, ms: number): Promise<T> {
+  try {
+    return await reply;
+  } catch (err) {
+    if (err instanceof Error && /timed out/i.test(err.message)) throw redisSilent(ms, err);
+    throw errors.unavailable('redis', 'redis unavailable', err);
+  }
 }

@@ -64,7 +64,8 @@ export const configSchema = z.object({
       write_timeout: durationMs.default(30_000),
       idle_timeout: durationMs.default(60_000),
       file_op_timeout: durationMs.default(300_000),
-      metadata_op_timeout: durationMs.default(10_000),
+      // The deadline of every call to PostgreSQL (and, capped, Redis; see deadlines.ts).
+      metadata_op_timeout: durationMs.default(5000),
       lock_wait_timeout: durationMs.default(30_000),
       lock_ttl: durationMs.default(60_000),
       max_upload_size: sizeBytes.default(0),
@@ -134,6 +135,8 @@ export const configSchema = z.object({
       link_generate: bucket(20, 20),
       link_download: bucket(10, 10),
       file_ops: bucket(2000, 4000),
+      // Failed authentications per client address: 10 a minute (see server/middleware/auth-failures.ts).
+      auth_failures: bucket(10 / 60, 10),
     })
     .prefault({}),
   cache: z

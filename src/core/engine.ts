@@ -811,7 +811,10 @@ export class Engine {
       existing_path: existing.path,
       instance_id: existing.instanceId,
       backend_type: existing.backendType,
-      suggestion: `${existing.type === 'directory' ? 'A directory' : 'A file'} already exists at ${existing.path}. Use PUT to update it.`,
+      suggestion:
+        existing.type === 'directory'
+          ? `A directory already exists at ${existing.path}. A file cannot replace it: delete the directory first, or choose another name.`
+          : `A file already exists at ${existing.path}. Use PUT to update it.`,
     });
   }
 

@@ -69,6 +69,11 @@ export const errors = {
     new CallFSError('FILE_ALREADY_EXISTS', `already exists: ${path}`, {
       details: { path, ...details },
     }),
+  /** A file where a path needs a directory (`/a.txt/b`): still a conflict, named for what it is. */
+  notADirectory: (path: string) =>
+    new CallFSError('FILE_ALREADY_EXISTS', `not a directory: ${path} is a file`, {
+      details: { path, type: 'file' },
+    }),
   notEmpty: (path: string) =>
     new CallFSError('DIRECTORY_NOT_EMPTY', `directory is not empty: ${path}`, {
       details: { path },
@@ -77,4 +82,11 @@ export const errors = {
   precondition: (message: string) => new CallFSError('PRECONDITION_FAILED', message),
   internal: (cause?: unknown) =>
     new CallFSError('INTERNAL_ERROR', 'internal server error', { cause }),
+  /** 503 for a dependency (redis, postgres, s3…) that failed or did not answer in time. */
+  unavailable: (dependency: string, message: string, cause?: unknown) =>
+    new CallFSError('SERVICE_UNAVAILABLE', message, {
+      details: { dependency },
+      headers: { 'Retry-After': '1' },
+      cause,
+    }),
 };

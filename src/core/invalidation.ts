@@ -13,11 +13,13 @@ export interface InvalidationBus {
   publish(msg: Invalidation): void;
   /**
    * `handler` gets the invalidations of other processes. A bus that can miss
-   * messages (a lost connection) calls `hearing(false)` when it may start
-   * missing them and `hearing(true)` once it hears everything again, so a
-   * cache can stop trusting itself in between.
+   * messages (a lost or silent connection) vouches for what it heard with
+   * `hearing(untilMs)`: nothing published so far was missed, and the cache
+   * may trust itself until `untilMs` (performance.now() clock) unless vouched
+   * for again; `hearing(0)`: it may be missing messages now. A bus that never
+   * calls it cannot miss messages.
    */
-  subscribe(handler: (msg: Invalidation) => void, hearing?: (on: boolean) => void): void;
+  subscribe(handler: (msg: Invalidation) => void, hearing?: (untilMs: number) => void): void;
   close(): Promise<void>;
 }
 

@@ -6,6 +6,9 @@ export interface BucketSpec {
   burst: number;
 }
 
+/** The buckets of `rate_limit.*` (config names; Redis keys and IPC messages use them). */
+export type RateLimitName = 'link_generate' | 'link_download' | 'file_ops' | 'auth_failures';
+
 export interface RateDecision {
   allowed: boolean;
   /** Seconds until one token is available (for Retry-After). */
@@ -16,10 +19,16 @@ export interface RateLimiter {
   take(key: string): Promise<RateDecision>;
 }
 
+/** Up to `want` tokens at once (a worker's lease); `granted` 0 means refused. */
+export interface RateGrant {
+  granted: number;
+  retryAfter: number;
+}
+
 /**
- * In-process buckets (single instance). Keys are bounded by an LRU so a flood
- * of distinct clients cannot grow memory without limit; an evicted bucket
- * simply starts full again.
+ * In-process buckets (single process, and the primary's buckets for its
+ * workers). Keys are bounded by an LRU so a flood of distinct clients cannot
+ * grow memory without limit; an evicted bucket simply starts full again.
  */
 export class MemoryRateLimiter implements RateLimiter {
   private readonly buckets = new LRUCache<string, { tokens: number; at: number }>({ max: 100_000 });
@@ -27,16 +36,21 @@ export class MemoryRateLimiter implements RateLimiter {
   constructor(private readonly spec: BucketSpec) {}
 
   async take(key: string): Promise<RateDecision> {
+    const { granted, retryAfter } = this.takeUpTo(key, 1);
+    return { allowed: granted === 1, retryAfter };
+  }
+
+  /** Takes up to `want` tokens (at least one, or none), after putting back `unspent` leased ones. */
+  takeUpTo(key: string, want: number, unspent = 0): RateGrant {
     const now = performance.now();
     const b = this.buckets.get(key) ?? { tokens: this.spec.burst, at: now };
-    b.tokens = Math.min(this.spec.burst, b.tokens + ((now - b.at) / 1000) * this.spec.rate);
+    const refill = ((now - b.at) / 1000) * this.spec.rate + Math.max(0, unspent);
+    b.tokens = Math.min(this.spec.burst, b.tokens + refill);
     b.at = now;
-    if (b.tokens >= 1) {
-      b.tokens -= 1;
-      this.buckets.set(key, b);
-      return { allowed: true, retryAfter: 0 };
-    }
+    const granted = Math.min(Math.max(1, Math.floor(want)), Math.floor(b.tokens));
+    b.tokens -= granted;
     this.buckets.set(key, b);
-    return { allowed: false, retryAfter: Math.max(1, Math.ceil((1 - b.tokens) / this.spec.rate)) };
+    if (granted > 0) return { granted, retryAfter: 0 };
+    return { granted: 0, retryAfter: Math.max(1, Math.ceil((1 - b.tokens) / this.spec.rate)) };
   }
 }

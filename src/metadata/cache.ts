@@ -11,8 +11,14 @@ const CACHE_TYPE = 'metadata';
  */
 export class MetadataCache {
   private readonly lru: LRUCache<string, Entry> | null;
-  /** False while invalidations may be missed: then nothing is served or kept. */
-  private trusted = true;
+  /**
+   * The invalidation bus vouches for the entries until this time
+   * (performance.now()); past it invalidations may be missed, so nothing is
+   * served or kept. A bus that cannot miss messages never sets it.
+   */
+  private trustedUntil = Infinity;
+  /** Whether the last look found the cache trusted (to notice a lapse or a regain). */
+  private trusting = true;
   /**
    * Counts invalidations and changes of trust. A read-through fill started
    * before one of them may carry what it dropped, so it is not kept.
@@ -35,7 +41,7 @@ export class MetadataCache {
   }
 
   get(path: string): Entry | undefined {
-    if (!this.lru || !this.trusted) return undefined;
+    if (!this.lru || !this.trusted()) return undefined;
     const hit = this.lru.get(path);
     cacheOps.inc({ operation: hit ? 'hit' : 'miss', cache_type: CACHE_TYPE });
     return hit;
@@ -51,13 +57,14 @@ export class MetadataCache {
     if (hit) return hit;
     const epoch = this.epoch;
     const entry = await load();
-    if (entry && epoch === this.epoch) this.set(entry);
+    // trusted() first: a lapse during the load moves the epoch.
+    if (entry && this.trusted() && epoch === this.epoch) this.set(entry);
     return entry;
   }
 
   /** Keeps `entry` (write-through of this process's own commit, made under the path's lock). */
   set(entry: Entry): void {
-    if (!this.lru || !this.trusted) return;
+    if (!this.lru || !this.trusted()) return;
     this.lru.set(entry.path, entry);
     cacheOps.inc({ operation: 'update', cache_type: CACHE_TYPE });
     cacheSize.set({ cache_type: CACHE_TYPE }, this.lru.size);
@@ -76,16 +83,29 @@ export class MetadataCache {
   }
 
   /**
-   * The invalidation bus lost (false) or regained (true) its hearing. On
-   * losing it the entries held may miss a change: all are dropped, and none
-   * are kept until it hears again; fills read while deaf are not kept either.
+   * The invalidation bus vouches that no invalidation was missed, and will
+   * until `untilMs` (performance.now(); 0: it may be missing some now). When
+   * a lease lapses the entries held may miss a change: all are dropped, none
+   * are kept until a new lease, and fills read meanwhile are not kept either.
    */
-  setTrusted(trusted: boolean): void {
-    this.trusted = trusted;
-    this.epoch++;
-    if (!this.lru || trusted) return;
-    this.lru.clear();
-    cacheSize.set({ cache_type: CACHE_TYPE }, 0);
+  trustUntil(untilMs: number): void {
+    // A lapse of the old lease counts even if the new one follows at once.
+    this.trusted();
+    this.trustedUntil = untilMs;
+    this.trusted();
+  }
+
+  /** Whether the entries may be served now; a change either way drops them all. */
+  private trusted(): boolean {
+    const now = performance.now() < this.trustedUntil;
+    if (now !== this.trusting) {
+      this.trusting = now;
+      // Lapse: entries may be stale. Regain: whatever predates the gap must not be served.
+      this.epoch++;
+      this.lru?.clear();
+      cacheSize.set({ cache_type: CACHE_TYPE }, 0);
+    }
+    return now;
   }
 
   get size(): number {

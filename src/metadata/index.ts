@@ -13,12 +13,14 @@ export interface MetadataStoreConfig {
   sqlitePath: string;
   /** PostgreSQL pool size per process. */
   poolMax?: number;
+  /** PostgreSQL: deadline of a connection and of each query (server.metadata_op_timeout). */
+  timeoutMs?: number;
 }
 
 export function createMetadataStore(cfg: MetadataStoreConfig): MetadataStore {
   if (cfg.type === 'postgres') {
     if (!cfg.dsn) throw errors.invalidRequest('metadata_store.dsn is required for postgres');
-    return new PostgresStore(cfg.dsn, { max: cfg.poolMax });
+    return new PostgresStore(cfg.dsn, { max: cfg.poolMax, timeoutMs: cfg.timeoutMs });
   }
   return new SqliteStore(cfg.sqlitePath);
 }

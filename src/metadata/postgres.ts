@@ -34,9 +34,19 @@ import type {
 export interface PostgresStoreOptions {
   /** Pool size per process. */
   max?: number;
-  /** Fail fast when the database is unreachable instead of queueing forever. */
-  connectionTimeoutMs?: number;
+  /**
+   * Deadline (server.metadata_op_timeout) of connecting or waiting for a
+   * pooled connection, and of each query: a database that stops answering
+   * (packets dropped: nothing fails, nothing arrives) costs a request at
+   * most this long per step before it is answered 503. Default 5 s.
+   */
+  timeoutMs?: number;
 }
+
+/** TCP keepalive on database sockets: the kernel notices a vanished server on an idle connection. */
+const KEEPALIVE_DELAY_MS = 10_000;
+/** The server cancels a statement a little before the client gives up on it (the connection stays usable). */
+const STATEMENT_SHARE = 0.9;
 
 type Db = Pick<pg.PoolClient, 'query'>;
 
@@ -58,10 +68,27 @@ function isUnavailable(err: unknown): boolean {
     // clients, 28xxx bad credentials, 3D000 no such database: all "cannot reach the store".
     if (/^08|^57P0|^53300$|^28|^3D000$/.test(code) || UNAVAILABLE_NODE_CODES.has(code)) return true;
   }
-  return /Connection terminated|timeout exceeded when trying to connect|Cannot use a pool after calling end/i.test(
+  return (
+    timedOut(err) || /Connection terminated|Cannot use a pool after calling end/i.test(err.message)
+  );
+}
+
+/**
+ * The deadline passed: no connection in time (pool wait or connect), no
+ * answer to a query in time (client side), or the statement cancelled by the
+ * server's statement_timeout (57014).
+ */
+function timedOut(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  if (pgCode(err) === '57014') return true;
+  return /Query read timeout|timeout exceeded when trying to connect|due to connection timeout/i.test(
     err.message,
   );
 }
+
+/** A query that got no answer at all: its connection is stuck behind it and must not be reused. */
+const hung = (err: unknown): boolean =>
+  err instanceof Error && err.message === 'Query read timeout';
 
 const pgCode = (err: unknown): string | undefined => {
   const code = (err as { code?: unknown } | null)?.code;
@@ -71,14 +98,28 @@ const pgCode = (err: unknown): string | undefined => {
 export class PostgresStore implements MetadataStore {
   readonly kind = 'postgres' as const;
   readonly #pool: pg.Pool;
+  readonly #dsn: string;
+  readonly #timeoutMs: number;
   #closed = false;
 
   constructor(dsn: string, opts: PostgresStoreOptions = {}) {
+    this.#dsn = dsn;
+    this.#timeoutMs = opts.timeoutMs ?? 5000;
+    const ms = this.#timeoutMs;
     this.#pool = new pg.Pool({
       connectionString: dsn,
       max: opts.max ?? 10,
-      connectionTimeoutMillis: opts.connectionTimeoutMs ?? 5000,
+      connectionTimeoutMillis: ms,
       idleTimeoutMillis: 30_000,
+      keepAlive: true,
+      keepAliveInitialDelayMillis: KEEPALIVE_DELAY_MS,
+      // Client side: a query with no answer fails, and pg-pool discards its client.
+      query_timeout: ms,
+      // Server side: a statement that runs (or waits on a row lock) too long is
+      // cancelled cleanly, and a transaction whose client vanished mid-way does not
+      // keep its row locks until the server's TCP keepalive (hours) notices.
+      statement_timeout: Math.max(1, Math.floor(ms * STATEMENT_SHARE)),
+      idle_in_transaction_session_timeout: 2 * ms,
     });
     // An idle client dies when the server restarts; without a listener that
     // 'error' event would crash the process. The pool drops the client itself.
@@ -95,6 +136,23 @@ export class PostgresStore implements MetadataStore {
   }
 
   async migrate(): Promise<void> {
+    // Migrations may rewrite whole tables and wait for another instance's: no deadline
+    // per query, on a connection of their own.
+    const pool = new pg.Pool({
+      connectionString: this.#dsn,
+      max: 1,
+      connectionTimeoutMillis: this.#timeoutMs,
+      keepAlive: true,
+    });
+    pool.on('error', () => {});
+    try {
+      await this.#migrate(pool);
+    } finally {
+      await pool.end();
+    }
+  }
+
+  async #migrate(pool: pg.Pool): Promise<void> {
     return this.#run('migrate', () =>
       this.#tx(async (db) => {
         // Taken before CREATE TABLE IF NOT EXISTS, which itself races between sessions.
@@ -118,7 +176,7 @@ export class PostgresStore implements MetadataStore {
              NULL, 1)
            ON CONFLICT (path) DO NOTHING`,
         );
-      }),
+      }, pool),
     );
   }
 
@@ -211,7 +269,7 @@ export class PostgresStore implements MetadataStore {
             row = await byPath(db, path, 'FOR KEY SHARE');
             if (!row) throw errors.notFound(path);
           }
-          if (row.type !== 'directory') throw errors.exists(path, { type: 'file' });
+          if (row.type !== 'directory') throw errors.notADirectory(path);
           parent = row;
         }
         return created;
@@ -442,12 +500,30 @@ export class PostgresStore implements MetadataStore {
   }
 
   #run<T>(operation: string, fn: () => Promise<T>): Promise<T> {
-    return translated(operation, fn, isUnavailable);
+    return translated(
+      operation,
+      async () => {
+        try {
+          return await fn();
+        } catch (err) {
+          if (timedOut(err)) {
+            throw errors.unavailable(
+              'postgres',
+              `postgres did not answer within ${this.#timeoutMs} ms`,
+              err,
+            );
+          }
+          throw err;
+        }
+      },
+      isUnavailable,
+      'postgres',
+    );
   }
 
-  async #tx<T>(fn: (db: Db) => Promise<T>): Promise<T> {
+  async #tx<T>(fn: (db: Db) => Promise<T>, pool = this.#pool): Promise<T> {
     for (let attempt = 1; ; attempt++) {
-      const client = await this.#pool.connect();
+      const client = await pool.connect();
       let broken: Error | undefined;
       // The pool listens for errors on idle clients only. One checked out here whose
       // server goes away between two queries emits 'error' with nobody listening, which
@@ -462,6 +538,12 @@ export class PostgresStore implements MetadataStore {
         await client.query('COMMIT');
         return result;
       } catch (err) {
+        if (hung(err)) {
+          // A ROLLBACK would queue behind the unanswered query and wait out another
+          // deadline; discarding the connection (the pool destroys it) rolls back.
+          broken = err as Error;
+          throw err;
+        }
         try {
           await client.query('ROLLBACK');
         } catch (rollbackErr) {

@@ -64,13 +64,15 @@ export function ancestorsOf(dir: string): string[] {
 /**
  * Driver errors carry SQL fragments, constraint names and sometimes hosts:
  * none of that may reach a client. Domain errors pass through; connectivity
- * problems become SERVICE_UNAVAILABLE (503) so /ready and clients can tell
- * "the database is down" from a bug; everything else is INTERNAL_ERROR with
- * the original kept as `cause` for the server-side log.
+ * problems become SERVICE_UNAVAILABLE (503, naming the `dependency`) so
+ * /ready and clients can tell "the database is down" from a bug; everything
+ * else is INTERNAL_ERROR with the original kept as `cause` for the
+ * server-side log.
  */
 export function translateError(
   err: unknown,
   isUnavailable: (err: unknown) => boolean,
+  dependency: string,
 ): CallFSError {
   if (isCallFSError(err)) return err;
   if (isUnavailable(err)) {
@@ -78,9 +80,7 @@ export function translateError(
     const code = (err as { code?: unknown } | null)?.code;
     const why =
       typeof code === 'string' && /^([0-9A-Z]{5}|E[A-Z]+)$/.test(code) ? ` (${code})` : '';
-    return new CallFSError('SERVICE_UNAVAILABLE', `metadata store unavailable${why}`, {
-      cause: err,
-    });
+    return errors.unavailable(dependency, `${dependency} unavailable${why}`, err);
   }
   return errors.internal(err);
 }
@@ -93,10 +93,11 @@ export async function translated<T>(
   _operation: string,
   run: () => Promise<T> | T,
   isUnavailable: (err: unknown) => boolean,
+  dependency: string,
 ): Promise<T> {
   try {
     return await run();
   } catch (err) {
-    throw translateError(err, isUnavailable);
+    throw translateError(err, isUnavailable, dependency);
   }
 }

@@ -145,7 +145,7 @@ export class SqliteStore implements MetadataStore {
         for (const path of ancestorsOf(dirPath)) {
           const existing = this.#byPath(path);
           if (existing) {
-            if (existing.type !== 'directory') throw errors.exists(path, { type: 'file' });
+            if (existing.type !== 'directory') throw errors.notADirectory(path);
             parent = existing;
             continue;
           }
@@ -366,7 +366,7 @@ export class SqliteStore implements MetadataStore {
   }
 
   #run<T>(operation: string, fn: () => T): Promise<T> {
-    return translated(operation, fn, isUnavailable);
+    return translated(operation, fn, isUnavailable, 'sqlite');
   }
 
   #tx<T>(fn: () => T): T {

@@ -1,29 +1,27 @@
 import { hostname } from 'node:os';
 import type { Redis } from 'ioredis';
 import { InternalProxy } from '../backends/internalproxy.js';
-import { connectRedis, waitReady } from '../cluster/redis.js';
+import { connectRedis, fromRedis, waitReady } from '../cluster/redis.js';
 import { RedisInvalidationBus } from '../cluster/redis-invalidation.js';
 import { RedisLockManager } from '../cluster/redis-locks.js';
 import { RedisRateLimiter } from '../cluster/redis-rate-limit.js';
 import { Registry } from '../cluster/registry.js';
+import { deadlinesOf } from '../config/deadlines.js';
 import { parseListenAddr } from '../config/rules.js';
 import type { Config } from '../config/schema.js';
 import type { InvalidationBus } from '../core/invalidation.js';
 import type { LockManager } from '../core/locks.js';
-import type { BucketSpec, RateLimiter } from '../core/rate-limit.js';
+import type { BucketSpec, RateLimiter, RateLimitName } from '../core/rate-limit.js';
 import type { Logger } from '../observability/logger.js';
 import type { ReadinessCheck } from '../server/routes/health.js';
 import { VERSION } from '../version.js';
-
-/** How long a peer gets to accept a connection before it counts as down (SPEC §5). */
-export const PEER_CONNECT_TIMEOUT_MS = 2000;
 
 /** What a clustered instance adds: Redis, the registry and the peer proxy. */
 export interface ClusterParts {
   redis: Redis;
   locks: LockManager | null;
   invalidation: InvalidationBus;
-  limiter(name: string, spec: BucketSpec): RateLimiter;
+  limiter(name: RateLimitName, spec: BucketSpec): RateLimiter;
   registry: Registry;
   proxy: InternalProxy;
   readiness: ReadinessCheck[];
@@ -46,7 +44,8 @@ export function buildClusterParts(opts: {
   log: Logger;
 }): ClusterParts {
   const { config, instanceId, log } = opts;
-  const redis = connectRedis(config.dlm.redis_addr, config.dlm.redis_password);
+  const deadlines = deadlinesOf(config);
+  const redis = connectRedis(config.dlm.redis_addr, config.dlm.redis_password, deadlines.redisMs);
   const subscriber = redis.duplicate();
   // ioredis reports connection trouble as 'error' events; /ready and 503s tell users.
   let reported = false;
@@ -78,17 +77,25 @@ export function buildClusterParts(opts: {
     selfId: instanceId,
     secret: config.auth.internal_proxy_secret,
     urlOf: (id) => registry.urlOf(id),
-    connectTimeoutMs: PEER_CONNECT_TIMEOUT_MS,
-    ioTimeoutMs: Math.max(config.server.read_timeout, config.server.write_timeout),
+    deadlines,
   });
   return {
     redis,
-    locks: config.dlm.type === 'redis' ? new RedisLockManager(redis) : null,
+    locks:
+      config.dlm.type === 'redis'
+        ? new RedisLockManager(redis, { timeoutMs: deadlines.redisMs })
+        : null,
     invalidation: new RedisInvalidationBus(redis, subscriber, log),
     limiter: (name, spec) => new RedisRateLimiter(redis, name, spec),
     registry,
     proxy,
-    readiness: [{ name: 'redis', check: async () => void (await redis.ping()) }],
+    readiness: [
+      {
+        name: 'redis',
+        dependency: 'redis',
+        check: async () => void (await fromRedis(redis.ping(), deadlines.redisMs)),
+      },
+    ],
     async start() {
       await waitReady(redis, 5000).catch(() => {
         log.warn('redis not reachable at start: writes answer 503 until it is');

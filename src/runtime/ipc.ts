@@ -1,21 +1,29 @@
 /**
  * Messages between the primary and its workers (node:cluster IPC). The
- * primary brokers path locks (so they hold across the workers of one
- * instance), relays cache invalidations, and answers merged-metrics requests.
+ * primary brokers path locks and holds the rate-limit buckets (so both hold
+ * across the workers of one instance), relays cache invalidations, and
+ * answers merged-metrics requests.
  */
 import type { Invalidation } from '../core/invalidation.js';
+import type { RateLimitName } from '../core/rate-limit.js';
 import type { MetricsPart } from './metrics-gather.js';
 
 export type WorkerToPrimary =
   | { t: 'lock.acquire'; id: number; key: string; ttlMs: number; waitMs: number }
   | { t: 'lock.release'; id: number }
+  // `unspent`: tokens of the key's expired lease, given back.
+  | { t: 'rate.take'; id: number; name: RateLimitName; key: string; want: number; unspent: number }
   | { t: 'invalidate'; msg: Invalidation }
   | { t: 'metrics'; id: number }
-  | { t: 'metrics.part'; scrape: number; part: MetricsPart };
+  | { t: 'metrics.part'; scrape: number; part: MetricsPart }
+  // Start-up outcome, so the primary can tell "cannot start" (fatal) from a crash (restart).
+  | { t: 'started' }
+  | { t: 'start.failed'; message: string };
 
 export type PrimaryToWorker =
   | { t: 'lock.granted'; id: number }
   | { t: 'lock.failed'; id: number; code: 'LOCK_TIMEOUT' | 'SERVICE_UNAVAILABLE'; message: string }
+  | { t: 'rate.granted'; id: number; granted: number; retryAfter: number }
   | { t: 'invalidate'; msg: Invalidation }
   | { t: 'metrics'; id: number; contentType: string; body: string }
   | { t: 'metrics.failed'; id: number; message: string }
@@ -26,6 +34,8 @@ export type PrimaryToWorker =
 const KINDS = new Set([
   'lock.acquire',
   'lock.release',
+  'rate.take',
+  'rate.granted',
   'invalidate',
   'metrics',
   'metrics.part',
@@ -34,6 +44,8 @@ const KINDS = new Set([
   'lock.granted',
   'lock.failed',
   'shutdown',
+  'started',
+  'start.failed',
 ]);
 
 /** Our messages carry a `t` we know; anything else on the channel is not ours. */

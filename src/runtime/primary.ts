@@ -5,12 +5,14 @@ import { KeyRing } from '../core/keyring.js';
 import { LocalLockManager } from '../core/local-locks.js';
 import type { Lock } from '../core/locks.js';
 import { CallFSError } from '../core/errors.js';
+import { MemoryRateLimiter, type RateLimitName } from '../core/rate-limit.js';
 import { MetricsGatherer } from './metrics-gather.js';
 import { startMetricsListener } from './metrics-listener.js';
 import { withDefaultV8Flags } from './v8-flags.js';
 import { isCallFSMessage, type PrimaryToWorker, type WorkerToPrimary } from './ipc.js';
 import { loggerFor, prepareStorage, resolveUsers, type Print } from './server.js';
 import { buildServices } from './services.js';
+import { explainStartupError, StartupError } from './startup-error.js';
 
 /** A worker that dies this many times within RESTART_WINDOW_MS is a crash loop: stop restarting it. */
 const MAX_RESTARTS = 5;
@@ -20,7 +22,9 @@ const SHUTDOWN_DEADLINE_MS = 30_000;
 /**
  * The primary of a multi-worker instance: prepares storage once, forks the
  * workers, restarts dead ones with back-off, brokers locks across them,
- * relays cache invalidations, serves merged metrics and drains on SIGTERM.
+ * holds their rate-limit buckets (without Redis: a Redis cluster keeps them
+ * there), relays cache invalidations, serves merged metrics and drains on
+ * SIGTERM.
  */
 export async function runPrimary(
   loaded: LoadedConfig,
@@ -29,19 +33,38 @@ export async function runPrimary(
 ): Promise<void> {
   const log = loggerFor(loaded).child({ role: 'primary' });
   for (const key of loaded.unknownKeys) log.warn({ key }, 'unknown config key ignored');
-  const users = resolveUsers(loaded, log, print);
-  const setup = await buildServices({ config: loaded.config, log, users });
+  let users: ReturnType<typeof resolveUsers>;
   try {
-    await prepareStorage(setup, loaded, log);
-  } finally {
-    await setup.close();
+    users = resolveUsers(loaded, log, print);
+    const setup = await buildServices({ config: loaded.config, log, users });
+    try {
+      await prepareStorage(setup, loaded, log);
+    } finally {
+      await setup.close();
+    }
+  } catch (err) {
+    throw explainStartupError(err, loaded.config);
   }
 
   const gatherer = new MetricsGatherer();
   const locks = new LocalLockManager();
   const held = new Map<string, Lock>();
+  // One bucket per key for the whole instance: per-worker buckets would multiply each limit by the worker count.
+  const rl = loaded.config.rate_limit;
+  const buckets: Record<RateLimitName, MemoryRateLimiter> = {
+    link_generate: new MemoryRateLimiter(rl.link_generate),
+    link_download: new MemoryRateLimiter(rl.link_download),
+    file_ops: new MemoryRateLimiter(rl.file_ops),
+    auth_failures: new MemoryRateLimiter(rl.auth_failures),
+  };
   const restarts = new Map<number, number[]>();
   let stopping = false;
+  /** Until one worker serves, a worker that cannot start ends the instance (busy port, bad dir). */
+  let anyStarted = false;
+  let failStart: ((err: StartupError) => void) | null = null;
+  const startFailed = new Promise<never>((_, reject) => {
+    failStart = reject;
+  });
 
   const send = (w: Worker, m: PrimaryToWorker) => {
     if (w.isConnected()) w.send(m);
@@ -81,6 +104,13 @@ export async function runPrimary(
         held.delete(key);
         break;
       }
+      case 'rate.take':
+        send(w, {
+          t: 'rate.granted',
+          id: m.id,
+          ...buckets[m.name].takeUpTo(m.key, m.want, m.unspent),
+        });
+        break;
       case 'invalidate':
         for (const other of Object.values(cluster.workers ?? {})) {
           if (other && other.id !== w.id) send(other, { t: 'invalidate', msg: m.msg });
@@ -97,6 +127,13 @@ export async function runPrimary(
         break;
       case 'metrics.part':
         gatherer.received(w.id, m.scrape, m.part);
+        break;
+      case 'started':
+        anyStarted = true;
+        break;
+      case 'start.failed':
+        // Later (a restart after the port was taken away): an ordinary crash, restarted with back-off.
+        if (!anyStarted && !stopping) failStart?.(new StartupError(m.message));
         break;
     }
   };
@@ -139,9 +176,10 @@ export async function runPrimary(
         { slot, pid: w.process.pid, code, signal, restart_in_ms: delay },
         'worker died; restarting',
       );
+      // Not unref()'d: with every worker dead this timer is all that keeps the primary alive.
       setTimeout(() => {
         if (!stopping) fork(slot);
-      }, delay).unref();
+      }, delay);
     });
   };
   for (let slot = 0; slot < workers; slot++) fork(slot);
@@ -158,7 +196,7 @@ export async function runPrimary(
           log,
         });
 
-  const shutdown = async (signal: string) => {
+  const shutdown = async (signal: string, exitCode = 0) => {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, 'shutting down workers');
@@ -172,8 +210,13 @@ export async function runPrimary(
     await Promise.all(exits);
     clearTimeout(deadline);
     await locks.close();
-    process.exit(0);
+    process.exit(exitCode);
   };
   process.once('SIGTERM', () => void shutdown('SIGTERM'));
   process.once('SIGINT', () => void shutdown('SIGINT'));
+  startFailed.catch((err: StartupError) => {
+    log.error({ error: err.message }, 'cannot start');
+    process.stderr.write(`callfs: ${err.message}\n`);
+    void shutdown('start failed', 1);
+  });
 }

@@ -2,7 +2,8 @@ import cluster from 'node:cluster';
 import { availableParallelism } from 'node:os';
 import type { LoadedConfig } from '../config/load.js';
 import { runPrimary } from './primary.js';
-import { printStdout, serve } from './server.js';
+import { printBanner, serve } from './server.js';
+import { explainStartupError } from './startup-error.js';
 import { runWorker } from './worker.js';
 
 /** server.workers: 0 means one per CPU. */
@@ -16,8 +17,10 @@ export const workerCount = (loaded: LoadedConfig): number =>
 export async function runServer(loaded: LoadedConfig): Promise<void> {
   if (cluster.isWorker) return runWorker(loaded);
   const workers = workerCount(loaded);
-  if (workers > 1) return runPrimary(loaded, workers, printStdout);
-  const running = await serve(loaded, { owner: true, print: printStdout });
+  if (workers > 1) return runPrimary(loaded, workers, printBanner);
+  const running = await serve(loaded, { owner: true, print: printBanner }).catch((err: unknown) => {
+    throw explainStartupError(err, loaded.config);
+  });
   const shutdown = (signal: string) => {
     running.log.info({ signal }, 'shutting down');
     running.stop().then(

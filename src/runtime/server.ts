@@ -26,7 +26,11 @@ export interface RunningServer {
 }
 
 export type Print = (line: string) => void;
-export const printStdout: Print = (line) => process.stdout.write(line + '\n');
+/**
+ * Lines for the person at the terminal (the quickstart's key). stderr, so
+ * stdout carries only log records and `npm start | jq` parses from line 1.
+ */
+export const printBanner: Print = (line) => process.stderr.write(line + '\n');
 
 export function loggerFor(loaded: LoadedConfig): Logger {
   return createLogger({ level: loaded.config.log.level, format: loaded.config.log.format });
@@ -75,7 +79,7 @@ export interface ServeOptions {
   /** Whether this process may run migrations and recovery (not a cluster worker). */
   owner: boolean;
   print: Print | null;
-  shared?: Pick<BuildOptions, 'locks' | 'invalidation'>;
+  shared?: Pick<BuildOptions, 'locks' | 'invalidation' | 'limiter'>;
 }
 
 /** Builds the services and the app, and listens. One serving process. */
@@ -124,8 +128,14 @@ export async function serve(loaded: LoadedConfig, opts: ServeOptions): Promise<R
         })
       : null;
   const addr = parseListenAddr(config.server.listen_addr) ?? { host: '', port: 8443 };
-  server.listen(addr.port, addr.host || undefined);
-  await once(server, 'listening');
+  try {
+    server.listen(addr.port, addr.host || undefined);
+    await once(server, 'listening');
+  } catch (err) {
+    metricsServer?.close();
+    await services.close();
+    throw err;
+  }
   await services.start();
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : addr.port;

@@ -6,6 +6,7 @@ import { LocalFsBackend } from '../backends/localfs.js';
 import { NoopBackend } from '../backends/noop.js';
 import type { S3Backend } from '../backends/s3.js';
 import type { Backend } from '../backends/types.js';
+import { deadlinesOf, type Deadlines } from '../config/deadlines.js';
 import { identities, isClusterMode } from '../config/rules.js';
 import type { Config } from '../config/schema.js';
 import { ContentCache } from '../core/content-cache.js';
@@ -15,13 +16,19 @@ import { LocalInvalidationBus, type InvalidationBus } from '../core/invalidation
 import { KeyRing } from '../core/keyring.js';
 import { LocalLockManager } from '../core/local-locks.js';
 import type { LockManager } from '../core/locks.js';
-import { MemoryRateLimiter, type BucketSpec, type RateLimiter } from '../core/rate-limit.js';
+import {
+  MemoryRateLimiter,
+  type BucketSpec,
+  type RateLimiter,
+  type RateLimitName,
+} from '../core/rate-limit.js';
 import { LinkService } from '../links/service.js';
 import { MetadataCache } from '../metadata/cache.js';
 import { createMetadataStore } from '../metadata/index.js';
 import { instrumentStore } from '../metadata/instrumented.js';
 import type { MetadataStore } from '../metadata/types.js';
 import type { AppDeps } from '../server/app.js';
+import { AuthFailures } from '../server/middleware/auth-failures.js';
 import { buildClusterParts } from './cluster-services.js';
 import { persistentSecret } from './secrets.js';
 
@@ -42,9 +49,10 @@ export interface BuildOptions {
   log: Logger;
   /** Keys resolved by the runtime (config, or the quickstart's generated key). */
   users: Array<{ user: string; key: string }>;
-  /** Workers of a multi-process instance lock and invalidate through the primary. */
+  /** Workers of a multi-process instance lock, invalidate and rate-limit through the primary. */
   locks?: LockManager;
   invalidation?: InvalidationBus;
+  limiter?: (name: RateLimitName, spec: BucketSpec) => RateLimiter;
   /** Served over TLS (the advertised peer URL follows). */
   https?: boolean;
 }
@@ -65,7 +73,11 @@ const s3Configured = (config: Config): boolean =>
 const CLUSTER_SWEEP_MIN_AGE_MS = 24 * 3600 * 1000;
 
 /** Loaded only when configured: the AWS SDK alone costs every process ~30 MiB. */
-async function s3Backend(config: Config, clustered: boolean): Promise<S3Backend> {
+async function s3Backend(
+  config: Config,
+  clustered: boolean,
+  deadlines: Deadlines,
+): Promise<S3Backend> {
   const { S3Backend } = await import('../backends/s3.js');
   const b = config.backend;
   return new S3Backend({
@@ -79,6 +91,9 @@ async function s3Backend(config: Config, clustered: boolean): Promise<S3Backend>
     kmsKeyId: b.s3_kms_key_id,
     acl: b.s3_acl,
     sweepMinAgeMs: clustered ? CLUSTER_SWEEP_MIN_AGE_MS : 0,
+    connectTimeoutMs: deadlines.s3Ms,
+    answerTimeoutMs: deadlines.s3Ms,
+    idleTimeoutMs: deadlines.idleMs,
   });
 }
 
@@ -90,11 +105,13 @@ export async function buildServices({
 }: BuildOptions): Promise<Services> {
   const instanceId = config.instance_discovery.instance_id || hostname();
   const root = resolve(config.backend.localfs_root_path);
+  const deadlines = deadlinesOf(config);
   const store = instrumentStore(
     createMetadataStore({
       type: config.metadata_store.type,
       dsn: config.metadata_store.dsn,
       sqlitePath: resolve(config.metadata_store.sqlite_path),
+      timeoutMs: deadlines.metadataMs,
     }),
   );
   const backendLog = log.child({ component: 'backend' });
@@ -106,7 +123,7 @@ export async function buildServices({
   const cluster = isClusterMode(config)
     ? buildClusterParts({ config, instanceId, https: shared.https ?? false, log })
     : null;
-  const s3 = s3Configured(config) ? await s3Backend(config, cluster !== null) : null;
+  const s3 = s3Configured(config) ? await s3Backend(config, cluster !== null, deadlines) : null;
   if (s3) backends.set('s3', new InstrumentedBackend(s3, backendLog));
   const locks = new InstrumentedLockManager(
     cluster?.locks ?? shared.locks ?? new LocalLockManager(),
@@ -124,7 +141,7 @@ export async function buildServices({
   const invalidation = cluster?.invalidation ?? shared.invalidation ?? new LocalInvalidationBus();
   invalidation.subscribe(
     (m) => cache.invalidate(m.path, m.subtree),
-    (hearing) => cache.setTrusted(hearing),
+    (untilMs) => cache.trustUntil(untilMs),
   );
   const engine = new Engine({
     store,
@@ -146,8 +163,9 @@ export async function buildServices({
     config.auth.single_use_link_secret || persistentSecret(root, 'link-secret').value;
   const links = new LinkService(engine, store, linkSecret, config.server.external_url);
   const rl = config.rate_limit;
-  const limiter = (name: string, spec: BucketSpec): RateLimiter =>
-    cluster ? cluster.limiter(name, spec) : new MemoryRateLimiter(spec);
+  // Buckets hold per cluster (Redis), else per instance (the primary's, for its workers).
+  const limiter = (name: RateLimitName, spec: BucketSpec): RateLimiter =>
+    cluster?.limiter(name, spec) ?? shared.limiter?.(name, spec) ?? new MemoryRateLimiter(spec);
   const limiters = rl.enabled
     ? {
         linkGenerate: limiter('link_generate', rl.link_generate),
@@ -155,6 +173,11 @@ export async function buildServices({
         fileOps: limiter('file_ops', rl.file_ops),
       }
     : null;
+  const authFailures = new AuthFailures(
+    rl.enabled ? limiter('auth_failures', rl.auth_failures) : null,
+    rl.auth_failures,
+    log,
+  );
   const keys = new KeyRing(
     users.length > 0 ? users : identities(config),
     config.auth.internal_proxy_secret,
@@ -174,6 +197,7 @@ export async function buildServices({
       proxy: cluster?.proxy ?? null,
       log,
       limiters,
+      authFailures,
       diagnostics: () => ({
         pid: process.pid,
         instance_id: instanceId,
@@ -189,16 +213,21 @@ export async function buildServices({
         memory: process.memoryUsage(),
       }),
       readiness: [
-        { name: 'metadata_store', check: () => store.ping() },
-        { name: 'storage', check: () => defaultBackend.check() },
-        ...(s3 ? [{ name: 's3', check: () => s3.check() }] : []),
+        { name: 'metadata_store', dependency: store.kind, check: () => store.ping() },
+        {
+          name: 'storage',
+          dependency: config.backend.default_backend,
+          check: () => defaultBackend.check(),
+        },
+        ...(s3 ? [{ name: 's3', dependency: 's3', check: () => s3.check() }] : []),
         ...(cluster?.readiness ?? []),
-      ],
+      ].map((c) => ({ ...c, timeoutMs: deadlines.readyMs })),
     },
     async start() {
       await cluster?.start();
     },
     async close() {
+      authFailures.close();
       await cluster?.close();
       await locks.close();
       await invalidation.close();

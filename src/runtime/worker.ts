@@ -1,12 +1,20 @@
 import { CallFSError } from '../core/errors.js';
 import type { LoadedConfig } from '../config/load.js';
 import { registry } from '../observability/metrics.js';
-import { IpcInvalidationBus, IpcLockManager, PrimaryChannel } from './ipc-worker.js';
+import {
+  IpcInvalidationBus,
+  IpcLockManager,
+  IpcRateLimiter,
+  maxLease,
+  PrimaryChannel,
+} from './ipc-worker.js';
 import { serve } from './server.js';
+import { explainStartupError, STARTUP_FAILED_EXIT } from './startup-error.js';
 
 /**
- * A cluster worker: serves the shared port; locks, invalidations and merged
- * metrics go through the primary; stops when the primary says so.
+ * A cluster worker: serves the shared port; locks, rate limits (without
+ * Redis), invalidations and merged metrics go through the primary; stops
+ * when the primary says so.
  */
 export async function runWorker(loaded: LoadedConfig): Promise<void> {
   const channel = new PrimaryChannel();
@@ -34,20 +42,37 @@ export async function runWorker(loaded: LoadedConfig): Promise<void> {
   process.on('SIGTERM', requestStop);
   // Orphaned (primary gone), node:cluster itself exits the worker at once, so it never
   // serves without its lock broker; a 'disconnect' listener here would never run.
-  const running = await serve(loaded, {
-    owner: false,
-    print: null,
-    shared: { locks: new IpcLockManager(channel), invalidation: new IpcInvalidationBus(channel) },
-    renderMetrics: async () => {
-      const reply = await channel.request((id) => ({ t: 'metrics', id }));
-      if (reply.t === 'metrics') return { contentType: reply.contentType, body: reply.body };
-      throw new CallFSError(
-        'SERVICE_UNAVAILABLE',
-        reply.t === 'metrics.failed' ? reply.message : 'metrics unavailable',
-        { headers: { 'Retry-After': '1' } },
-      );
-    },
-  });
+  let running: Awaited<ReturnType<typeof serve>>;
+  try {
+    running = await serve(loaded, {
+      owner: false,
+      print: null,
+      shared: {
+        locks: new IpcLockManager(channel),
+        invalidation: new IpcInvalidationBus(channel),
+        limiter: (name, spec) => new IpcRateLimiter(channel, name, maxLease(spec)),
+      },
+      renderMetrics: async () => {
+        const reply = await channel.request((id) => ({ t: 'metrics', id }));
+        if (reply.t === 'metrics') return { contentType: reply.contentType, body: reply.body };
+        throw new CallFSError(
+          'SERVICE_UNAVAILABLE',
+          reply.t === 'metrics.failed' ? reply.message : 'metrics unavailable',
+          { headers: { 'Retry-After': '1' } },
+        );
+      },
+    });
+  } catch (err) {
+    // The primary decides: before any worker is up this ends the instance with this line.
+    const message = explainStartupError(err, loaded.config).message;
+    const exit = () => process.exit(STARTUP_FAILED_EXIT);
+    // Exit once the message is written: exiting at once could lose it.
+    setTimeout(exit, 2000).unref();
+    if (process.send) process.send({ t: 'start.failed', message }, undefined, {}, exit);
+    else exit();
+    return;
+  }
+  channel.send({ t: 'started' });
   let stopping = false;
   stop = () => {
     if (stopping) return;

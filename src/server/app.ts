@@ -7,6 +7,7 @@ import type { RateLimiter } from '../core/rate-limit.js';
 import type { LinkService } from '../links/service.js';
 import type { CallFSContext, CallFSState } from './context.js';
 import { accessLog } from './middleware/access-log.js';
+import { authFailureGuard, type AuthFailures } from './middleware/auth-failures.js';
 import { authGate } from './middleware/auth-gate.js';
 import { errorMapper } from './middleware/errors.js';
 import { rateLimit } from './middleware/rate-limit.js';
@@ -34,6 +35,8 @@ export interface AppDeps {
   readiness: ReadinessCheck[];
   diagnostics: DiagnosticVars;
   limiters: { linkGenerate: RateLimiter; linkDownload: RateLimiter; fileOps: RateLimiter } | null;
+  /** Logs failed authentications (once per window per address) and throttles them. */
+  authFailures: AuthFailures;
   metrics: {
     requireAuth: boolean;
     render: (() => Promise<{ contentType: string; body: string }>) | null;
@@ -100,6 +103,7 @@ export function createApp(deps: AppDeps): Koa<CallFSState> {
   app.use(securityHeaders(deps.https));
   app.use(accessLog());
   app.use(errorMapper());
+  app.use(authFailureGuard(deps.authFailures));
   app.use(authGate(deps.keys, deps.metrics.requireAuth, deps.internalSecret));
   app.use(router.routes());
   app.use(router.allowedMethods({ throw: true }));

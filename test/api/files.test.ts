@@ -291,10 +291,14 @@ describe.each(STORES)('files API (%s)', (store) => {
     it('409 over an existing directory, directory untouched', async () => {
       const dir = uniq();
       await api.create(`${dir}/d/child.txt`, 'child');
-      await expectError(
+      const body = await expectError(
         await api.file('POST', `${dir}/d`, { body: 'file' }),
         409,
         'FILE_ALREADY_EXISTS',
+      );
+      // PUT would not help: it refuses a directory too.
+      expect(body.suggestion).toBe(
+        `A directory already exists at ${dir}/d. A file cannot replace it: delete the directory first, or choose another name.`,
       );
       const res = await api.file('GET', `${dir}/d`);
       expect(res.headers.get('x-callfs-type')).toBe('directory');
@@ -326,8 +330,9 @@ describe.each(STORES)('files API (%s)', (store) => {
       const path = `${uniq()}/plain.txt`;
       await api.create(path, 'keep');
       const res = await api.file('POST', `${path}/below.txt`, { body: 'x' });
-      expect(res.status).toBe(409);
-      await expectError(res, 409, 'FILE_ALREADY_EXISTS');
+      const body = await expectError(res, 409, 'FILE_ALREADY_EXISTS');
+      // Named for what it is: the parent is a file, nothing "already exists" at the new path.
+      expect(body.message).toBe(`not a directory: ${path} is a file`);
       expect((await api.read(path)).bytes.toString()).toBe('keep');
       expect(api.tmpFiles()).toEqual([]);
     });

@@ -113,6 +113,15 @@ describe('callfs config validate', () => {
     }
   });
 
+  it('an invalid config prints its unknown-section warnings too', () => {
+    const r = validate(
+      configFile({ ...VALID, raft: {}, server: { ...VALID.server, listen_adr: ':1' } }),
+    );
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain('warning: unknown key ignored: raft\n');
+    expect(r.stderr).toContain('server.listen_adr');
+  });
+
   const invalid: Array<[string, unknown, string[]]> = [
     ['a short key', { ...VALID, auth: { api_keys: ['short'] } }, ['auth.api_keys']],
     [
@@ -136,6 +145,16 @@ describe('callfs config validate', () => {
       ['metadata_store.type'],
     ],
     ['no API key at all', { ...VALID, auth: { api_keys: [] } }, ['auth.api_keys']],
+    [
+      'a mistyped key in a known section',
+      { ...VALID, server: { ...VALID.server, listen_adr: ':1' } },
+      ['server.listen_adr: unknown key; did you mean "listen_addr"?'],
+    ],
+    [
+      'an invalid enum value',
+      { ...VALID, log: { format: 'jsn' } },
+      ['log.format: got "jsn"; expected one of "json", "console"'],
+    ],
     [
       'a reserved user id',
       { ...VALID, auth: { api_key_users: { root: KEYS.alice } } },

@@ -5,6 +5,7 @@
  * `script`) versus a pipe, and an interrupted download leaving no file.
  */
 import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import {
   mkdirSync,
   mkdtempSync,
@@ -14,6 +15,7 @@ import {
   statSync,
   writeFileSync,
 } from 'node:fs';
+import http from 'node:http';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -205,16 +207,164 @@ describe('callfs cp', () => {
     },
   );
 
-  it('works in the quickstart directory with no key given', async () => {
-    const qs = await startCallFS({ quickstart: true });
+  it('works in the quickstart directory with no key given (the default URL only)', async () => {
+    // The quickstart's own address: the key file is sent only there.
+    const qs = await startCallFS({ quickstart: true, port: 8443 });
     try {
       writeFileSync(join(qs.dir, 'hello.txt'), 'hi there');
-      const opts = { env: { CALLFS_URL: qs.url }, cwd: qs.dir };
+      const opts = { cwd: qs.dir };
       ok(await runCli(['cp', 'hello.txt', ':/docs/hello.txt'], opts));
       const cat = ok(await runCli(['cat', ':/docs/hello.txt'], opts));
       expect(cat.stdout).toBe('hi there');
+      const named = { env: { CALLFS_URL: 'http://localhost:8443' }, cwd: qs.dir };
+      expect(ok(await runCli(['cat', ':/docs/hello.txt'], named)).stdout).toBe('hi there');
     } finally {
       await qs.stop();
+    }
+  });
+});
+
+/**
+ * A fake CallFS that records every request and answers a directory listing of
+ * `/dir` with the items a test gives it; any file it serves is `pwned` with a
+ * matching ETag, so a client that follows a hostile path would write it.
+ */
+async function hostileServer() {
+  const seen: Array<{ method: string; url: string; authorization: string | null }> = [];
+  let items: Array<Record<string, unknown>> = [];
+  const body = 'pwned';
+  const etag = `"${createHash('sha256').update(body).digest('hex')}"`;
+  const server = http.createServer((req, res) => {
+    seen.push({
+      method: req.method ?? '',
+      url: req.url ?? '',
+      authorization: req.headers.authorization ?? null,
+    });
+    const url = new URL(req.url ?? '/', 'http://x');
+    if (req.method === 'HEAD' && url.pathname === '/v1/files/dir') {
+      res.writeHead(200, { 'x-callfs-type': 'directory', 'content-type': 'application/json' });
+      return res.end();
+    }
+    if (req.method === 'GET' && url.pathname === '/v1/directories/dir') {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      const page = { path: '/dir', type: 'directory', recursive: true, max_depth: 1000 };
+      return res.end(JSON.stringify({ ...page, count: items.length, items, next_cursor: null }));
+    }
+    if (url.pathname.startsWith('/v1/files/')) {
+      const headers = { 'content-length': String(body.length), etag, 'x-callfs-type': 'file' };
+      res.writeHead(200, headers);
+      return res.end(req.method === 'HEAD' ? undefined : body);
+    }
+    res.writeHead(404, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ code: 'FILE_NOT_FOUND', message: 'no' }));
+  });
+  const port = await freePort();
+  await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
+  return {
+    url: `http://127.0.0.1:${port}`,
+    seen,
+    list(next: Array<Record<string, unknown>>) {
+      items = next;
+      seen.length = 0;
+    },
+    close: () => new Promise<void>((r) => server.close(() => r())),
+  };
+}
+
+const entry = (path: string, name = path.slice(path.lastIndexOf('/') + 1)) => ({
+  name,
+  path,
+  type: 'file',
+  size: 5,
+  mode: '0644',
+  owner: 'mallory',
+  mtime: '2025-01-01T00:00:00Z',
+  backend_type: 'localfs',
+  instance_id: 'evil',
+  etag: null,
+});
+
+describe('callfs against a hostile server', () => {
+  it('cp -r refuses a listing with a path outside the destination and writes nothing', async () => {
+    const fake = await hostileServer();
+    const base = mkdtempSync(join(tmpdir(), 'callfs-hostile-'));
+    const dest = join(base, 'x', 'y', 'dest');
+    mkdirSync(dest, { recursive: true });
+    const before = localTree(base);
+    const cases: Array<[string, Record<string, unknown>, string]> = [
+      ['dotdot', entry('/dir/../../evil'), 'it has a ".." segment'],
+      ['absolute elsewhere', entry('/etc/x'), 'not inside /dir'],
+      ['dotdot inside', entry('/dir/a/../../b'), 'it has a ".." segment'],
+      ['backslash', entry('/dir/..\\..\\evil'), 'it has a backslash'],
+      ['empty segment', entry('/dir//etc/x'), 'it has an empty segment'],
+      ['dot', entry('/dir/.'), 'it has a "." segment'],
+      ['NUL', entry('/dir/a\u0000b'), 'it has a control character'],
+      ['escape', entry('/dir/\u001b[2Jx'), 'it has a control character'],
+      ['drive letter', entry('/dir/C:evil'), 'it has a drive letter'],
+      ['name', entry('/dir/ok.txt', '../../evil'), 'its name is not its last segment'],
+    ];
+    try {
+      for (const [label, bad, why] of cases) {
+        // A harmless file first: the refusal must come before anything is written.
+        fake.list([entry('/dir/good.txt'), bad]);
+        const r = await runCli(['cp', '-r', ':/dir', dest], {
+          env: { CALLFS_URL: fake.url, CALLFS_API_KEY: KEYS.alice },
+          cwd: base,
+        });
+        expect([label, r.status, r.stderr]).toEqual([
+          label,
+          1,
+          `callfs: refusing to download /dir: the server listed the unsafe path ${JSON.stringify(bad.path)} (${why}); nothing was written\n`,
+        ]);
+        // Only the stat and the listing: no file was fetched, and nothing changed on disk.
+        expect(fake.seen.map((q) => `${q.method} ${q.url.split('?')[0]}`)).toEqual([
+          'HEAD /v1/files/dir',
+          'GET /v1/directories/dir',
+        ]);
+        expect(localTree(base)).toEqual(before);
+      }
+      // The same server with a sane listing is copied as usual.
+      fake.list([entry('/dir/good.txt'), entry('/dir/..x'), entry('/dir/ab:c')]);
+      const good = await runCli(['cp', '-r', ':/dir', dest], {
+        env: { CALLFS_URL: fake.url, CALLFS_API_KEY: KEYS.alice },
+      });
+      expect(good.status, good.stderr).toBe(0);
+      expect(localTree(base)).toEqual({
+        ...before,
+        'x/y/dest/dir': 'dir',
+        'x/y/dest/dir/..x': 5,
+        'x/y/dest/dir/ab:c': 5,
+        'x/y/dest/dir/good.txt': 5,
+      });
+    } finally {
+      await fake.close();
+      rmSync(base, { recursive: true, force: true });
+    }
+  });
+
+  it('sends the quickstart key file only to the quickstart address, never to another --url', async () => {
+    const fake = await hostileServer();
+    const cwd = mkdtempSync(join(tmpdir(), 'callfs-keyfile-'));
+    mkdirSync(join(cwd, 'data', '.callfs'), { recursive: true });
+    writeFileSync(join(cwd, 'data', '.callfs', 'api-key'), 'quickstart-key-0123456789abcdef\n');
+    const refusal = `callfs: no API key for ${fake.url}: pass --key or set CALLFS_API_KEY (the quickstart key in data/.callfs/api-key is sent only to http://127.0.0.1:8443)\n`;
+    try {
+      const byFlag = await runCli(['ls', '/dir', '--url', fake.url], { cwd });
+      expect([byFlag.status, byFlag.stderr]).toEqual([2, refusal]);
+      const byEnv = await runCli(['ls', '/dir'], { env: { CALLFS_URL: fake.url }, cwd });
+      expect([byEnv.status, byEnv.stderr]).toEqual([2, refusal]);
+      expect(fake.seen).toEqual([]);
+      // A key given explicitly is sent, and only that one.
+      fake.list([]);
+      const given = await runCli(['ls', '/dir', '--url', fake.url, '--key', KEYS.bob], { cwd });
+      expect(given.status, given.stderr).toBe(0);
+      expect(fake.seen.map((q) => q.authorization)).toEqual([
+        `Bearer ${KEYS.bob}`,
+        `Bearer ${KEYS.bob}`,
+      ]);
+    } finally {
+      await fake.close();
+      rmSync(cwd, { recursive: true, force: true });
     }
   });
 });

@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { waitReady } from '../../src/cluster/redis.js';
+import { connectRedis, waitReady } from '../../src/cluster/redis.js';
 import { RedisLockManager } from '../../src/cluster/redis-locks.js';
 import { LocalLockManager } from '../../src/core/local-locks.js';
+import { sleep } from '../helpers/api.js';
+import { faultProxy } from '../helpers/fault-proxy.js';
 import { redisForSuite } from '../helpers/redis-suite.js';
 import { lockContract } from './lock.contract.js';
 
@@ -25,6 +27,41 @@ describe('RedisLockManager specifics', () => {
     await waitReady(client, 10_000);
     await (await locks.acquire('/down', { ttlMs: 10_000, waitMs: 0 })).release();
     expect(locks.activeCount()).toBe(0);
+  });
+});
+
+describe('RedisLockManager on a silent Redis', () => {
+  it('gives up within its deadline (503 naming redis), and the lease a delayed command took is let go', async () => {
+    const link = await faultProxy('127.0.0.1', Number(new URL(redis.server().url).port));
+    const client = connectRedis(`127.0.0.1:${link.port}`, '', 500);
+    try {
+      await waitReady(client, 5000);
+      const locks = new RedisLockManager(client, { timeoutMs: 500 });
+      // Packets dropped: the connection stays "ready", nothing comes back.
+      link.blackhole();
+      const started = performance.now();
+      await expect(
+        locks.acquire('/silent', { ttlMs: 60_000, waitMs: 10_000 }),
+      ).rejects.toMatchObject({
+        code: 'SERVICE_UNAVAILABLE',
+        message: 'redis did not answer within 500 ms',
+        details: { dependency: 'redis' },
+        headers: { 'Retry-After': '1' },
+      });
+      expect(performance.now() - started).toBeLessThan(1500);
+      expect(locks.activeCount()).toBe(0);
+      // Healed: the held acquire reaches Redis after all. Nobody holds that lease, so it
+      // is released, and another process takes the lock at once, not after its 60 s TTL.
+      link.pass();
+      await sleep(500);
+      const plain = await redis.connect();
+      expect(await plain.exists('callfs:lock:/silent')).toBe(0);
+      const other = new RedisLockManager(plain);
+      await (await other.acquire('/silent', { ttlMs: 10_000, waitMs: 0 })).release();
+    } finally {
+      client.disconnect();
+      await link.close();
+    }
   });
 });
 

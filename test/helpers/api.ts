@@ -120,6 +120,8 @@ export interface ReqOptions {
   key?: Key;
   headers?: Record<string, string>;
   body?: string | Uint8Array | ReadableStream<Uint8Array>;
+  /** Give up (the fetch rejects) after this long, for requests that might hang. */
+  timeoutMs?: number;
 }
 
 let counter = 0;
@@ -149,6 +151,7 @@ export class Api {
     const headers: Record<string, string> = { ...opts.headers };
     if (key !== null) headers.Authorization = `Bearer ${key}`;
     const init: RequestInit & { duplex?: 'half' } = { method, headers };
+    if (opts.timeoutMs !== undefined) init.signal = AbortSignal.timeout(opts.timeoutMs);
     if (opts.body !== undefined) {
       init.body = opts.body as RequestInit['body'];
       if (opts.body instanceof ReadableStream) init.duplex = 'half';

@@ -27,8 +27,8 @@ export class ClusterNode extends Api {
   constructor(
     readonly id: string,
     srv: CallFSProcess,
-    /** With `faultLinks`: this node's own relays to Redis and PostgreSQL. */
-    readonly links?: { redis: FaultProxy; postgres: FaultProxy },
+    /** With `faultLinks`: this node's own relays to Redis and PostgreSQL, and its peers' to it. */
+    readonly links?: { redis: FaultProxy; postgres: FaultProxy; peer: FaultProxy },
   ) {
     super();
     this.srv = srv;
@@ -110,9 +110,10 @@ export interface ClusterOptions {
   /** Deep-merged into every node's config. */
   config?: Record<string, unknown>;
   /**
-   * Each node reaches Redis and PostgreSQL through fault proxies of its own
-   * (`node.links`), so a test can cut one node off (packets dropped) while the
-   * others keep talking.
+   * Each node reaches Redis and PostgreSQL through fault proxies of its own,
+   * and its peers reach it through one (it advertises the proxy's URL): see
+   * `node.links`. A test can cut one node off (packets dropped) while the
+   * others keep talking; the test's own requests go to the node directly.
    */
   faultLinks?: boolean;
 }
@@ -125,14 +126,15 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
   const redisAddr = new URL(redis.url).host;
   const started: ClusterNode[] = [];
   const proxies: FaultProxy[] = [];
-  const linksFor = async () => {
+  const linksFor = async (port: number) => {
     if (!opts.faultLinks) return undefined;
     const pgUrl = new URL(dsn);
     const links = {
       redis: await faultProxy('127.0.0.1', Number(new URL(redis.url).port)),
       postgres: await faultProxy(pgUrl.hostname, Number(pgUrl.port || 5432)),
+      peer: await faultProxy('127.0.0.1', port),
     };
-    proxies.push(links.redis, links.postgres);
+    proxies.push(links.redis, links.postgres, links.peer);
     return links;
   };
   const closeProxies = () => Promise.all(proxies.map((p) => p.close()));
@@ -141,7 +143,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
     const startNode = async (i: number) => {
       const id = `node${i + 1}`;
       const port = await freePort();
-      const links = await linksFor();
+      const links = await linksFor(port);
       const nodeDsn = new URL(dsn);
       if (links) [nodeDsn.hostname, nodeDsn.port] = ['127.0.0.1', String(links.postgres.port)];
       const srv = await startCallFS({
@@ -149,7 +151,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
         store: { type: 'postgres', dsn: nodeDsn.toString() },
         config: deepMerge(
           {
-            server: { external_url: `http://127.0.0.1:${port}` },
+            server: { external_url: `http://127.0.0.1:${links?.peer.port ?? port}` },
             dlm: {
               type: 'redis',
               redis_addr: links ? `127.0.0.1:${links.redis.port}` : redisAddr,

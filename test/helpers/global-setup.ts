@@ -8,6 +8,8 @@
  * CALLFS_TEST_S3_ENDPOINT (+ CALLFS_TEST_S3_ACCESS_KEY / _SECRET_KEY /
  * _REGION) at an existing S3 server.
  */
+import { spawnSync } from 'node:child_process';
+import { resolve } from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { startS3, type S3Info } from './s3.js';
 import { startPostgres } from './services.js';
@@ -42,19 +44,66 @@ async function s3(): Promise<S3Info & { stop(): Promise<void> }> {
   return startS3();
 }
 
-export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+interface Shared {
+  pgDsn: string;
+  s3: S3Info;
+  stop(): Promise<void>;
+}
+
+async function startShared(): Promise<Shared> {
+  buildIfStale();
   const [pg, s3srv] = await Promise.allSettled([postgres(), s3()]);
   if (pg.status === 'rejected' || s3srv.status === 'rejected') {
     if (pg.status === 'fulfilled') await pg.value.stop();
     if (s3srv.status === 'fulfilled') await s3srv.value.stop();
     throw pg.status === 'rejected' ? pg.reason : (s3srv as PromiseRejectedResult).reason;
   }
-  project.provide('pgDsn', pg.value.dsn);
   const { stop: stopS3, ...info } = s3srv.value;
-  project.provide('s3', info);
+  return {
+    pgDsn: pg.value.dsn,
+    s3: info,
+    async stop() {
+      // S3 first: killing radosgw is instant, PostgreSQL's stop may take a while.
+      await stopS3();
+      await pg.value.stop();
+    },
+  };
+}
+
+/** The tiers run against `dist/cli.js`: rebuild it when `src/` is newer (a no-op otherwise). */
+function buildIfStale(): void {
+  const repo = resolve(import.meta.dirname, '../..');
+  const r = spawnSync(process.execPath, ['scripts/build-if-stale.mjs'], {
+    cwd: repo,
+    stdio: 'inherit',
+  });
+  if (r.status !== 0) throw new Error('the build failed: see the tsc output above');
+}
+
+/**
+ * Every project (tier) that needs services runs this set-up; vitest loads the
+ * module once per project, so the one set of servers lives on globalThis and
+ * is stopped when the last project's teardown runs.
+ */
+const slot = globalThis as typeof globalThis & {
+  __callfsServices?: { shared: Promise<Shared>; users: number };
+};
+
+export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  const entry = (slot.__callfsServices ??= { shared: startShared(), users: 0 });
+  entry.users++;
+  let shared: Shared;
+  try {
+    shared = await entry.shared;
+  } catch (err) {
+    entry.users--;
+    throw err;
+  }
+  project.provide('pgDsn', shared.pgDsn);
+  project.provide('s3', shared.s3);
   return async () => {
-    // S3 first: killing radosgw is instant, PostgreSQL's stop may take a while.
-    await stopS3();
-    await pg.value.stop();
+    if (--entry.users > 0) return;
+    slot.__callfsServices = undefined;
+    await shared.stop();
   };
 }

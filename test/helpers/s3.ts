@@ -124,7 +124,24 @@ async function startRadosgw(): Promise<S3Handle> {
   const dir = mkdtempSync(join(tmpdir(), 'callfs-ceph-'));
   const conf = join(dir, 'ceph.conf');
   const env = { ...process.env, CEPH_CONF: conf };
-  const ceph = (...args: string[]) => run('ceph', args, { env, timeout: 30_000 });
+  /**
+   * A busy mon now and then refuses a command ("problem getting command descriptions from
+   * mon", EPERM), seen on `osd new` and `osd pool create` when the machine is loaded: retry.
+   * Every command used here is idempotent (same uuid, same pool, same CRUSH item).
+   */
+  const ceph = async (...args: string[]) => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await run('ceph', args, { env, timeout: 30_000 });
+      } catch (err) {
+        const refused = /problem getting command descriptions/.test(
+          String((err as { stderr?: string }).stderr),
+        );
+        if (!refused || attempt === 5) throw err;
+        await sleep(500);
+      }
+    }
+  };
   const pids = (): number[] =>
     ['client.rgw.a', 'osd.0', 'mon.a']
       .map((n) => join(dir, 'run', `${n}.pid`))
@@ -227,19 +244,7 @@ rgw_frontends = beast endpoint=127.0.0.1:${rgwPort} tcp_nodelay=1
       'default.rgw.buckets.non-ec',
     ];
     // One at a time: parallel ceph CLIs share client.admin's admin socket and fail with EPERM.
-    // Even so, a busy mon now and then refuses one ("problem getting command descriptions
-    // from mon", EPERM): retry; creating a pool that exists is a no-op.
-    for (const p of pools) {
-      for (let attempt = 1; ; attempt++) {
-        const failed = await ceph('osd', 'pool', 'create', p, '8', '8').then(
-          () => null,
-          (err: unknown) => err,
-        );
-        if (!failed) break;
-        if (attempt === 5) throw failed;
-        await sleep(500);
-      }
-    }
+    for (const p of pools) await ceph('osd', 'pool', 'create', p, '8', '8');
     await run('radosgw', ['-n', 'client.rgw.a'], { env });
     const endpoint = `http://127.0.0.1:${rgwPort}`;
     let answering = false;

@@ -35,6 +35,7 @@ function liveRoutes(): string[] {
     readiness: [],
     diagnostics: () => ({}),
     limiters: null,
+    authFailures: stub<AppDeps['authFailures']>(),
     metrics: { requireAuth: false, render: async () => ({ contentType: 'text/plain', body: '' }) },
   };
   const routes = new Set<string>();

@@ -73,12 +73,40 @@ describe('loadConfig', () => {
     expect(identities(config).map((i) => i.user)).toEqual(['alice', 'api-user-0']);
   });
 
-  it('unknown keys are reported, not fatal', () => {
+  it('unknown sections are warnings; a near miss names the section it resembles', () => {
     const loaded = loadConfig({
-      file: file(`raft: {enabled: true}\nserver: {bogus: 1}\nauth: {api_keys: ["${KEY}"]}\n`),
+      file: file(`raft: {enabled: true}\nsever: {a: 1}\nauth: {api_keys: ["${KEY}"]}\n`),
       env: {},
     });
-    expect(loaded.unknownKeys).toEqual(['raft', 'server.bogus']);
+    expect(loaded.unknownKeys).toEqual(['raft', 'sever (did you mean "server"?)']);
+  });
+
+  it('an unknown key inside a known section is an error, with a suggestion', () => {
+    expect(problems(`server: {listen_adr: ":1"}\nauth: {api_keys: ["${KEY}"]}\n`)).toEqual([
+      'server.listen_adr: unknown key; did you mean "listen_addr"?',
+    ]);
+    expect(problems(`log: {zzz: 1}\nauth: {api_keys: ["${KEY}"]}\n`)).toEqual([
+      'log.zzz: unknown key; known keys: level, format',
+    ]);
+  });
+
+  it('an invalid config still reports its warnings', () => {
+    try {
+      loadConfig({ file: file('raft: {}\nserver: {protocol: htps}\n'), env: {} });
+      expect.unreachable();
+    } catch (err) {
+      expect(err).toBeInstanceOf(ConfigError);
+      expect((err as ConfigError).warnings).toEqual(['raft']);
+      expect((err as ConfigError).problems[0]).toBe(
+        'server.protocol: got "htps"; expected one of "http", "https", "auto"',
+      );
+    }
+  });
+
+  it('a YAML syntax error keeps its line, column and pointer', () => {
+    const [problem] = problems('server:\n  listen_addr: ":1"\n   protocol: http\n');
+    expect(problem).toMatch(/line 3, column \d+/);
+    expect(problem).toContain('protocol: http');
   });
 
   it.each([
@@ -99,7 +127,7 @@ describe('loadConfig', () => {
     ],
     [
       `auth: {api_keys: ["${KEY}"]}\nmetadata_store: {type: mongo}\n`,
-      'metadata_store.type: Invalid option',
+      'metadata_store.type: got "mongo"; expected one of "sqlite", "postgres"',
     ],
     [
       `auth: {api_keys: ["${KEY}"]}\nserver: {read_timeout: soon}\n`,

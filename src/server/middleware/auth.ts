@@ -6,14 +6,18 @@ import type { CallFSContext } from '../context.js';
 
 const BEARER = /^Bearer ([\x21-\x7e]{1,512})$/;
 
-function fail(ctx: CallFSContext, reason: string): never {
-  ctx.state.log.warn(
-    { remote_addr: ctx.ip, user_agent: ctx.get('User-Agent'), error: reason },
-    'Authentication failed',
-  );
-  throw new CallFSError('AUTHENTICATION_FAILED', 'missing or invalid API key', {
-    headers: { 'WWW-Authenticate': 'Bearer realm="callfs"' },
-  });
+/** A 401 with why (for the log only): auth-failures.ts logs and throttles it on its way out. */
+export class AuthRejected extends CallFSError {
+  constructor(readonly reason: string) {
+    super('AUTHENTICATION_FAILED', 'missing or invalid API key', {
+      headers: { 'WWW-Authenticate': 'Bearer realm="callfs"' },
+    });
+  }
+}
+
+/** Every failure ends here; logging and throttling happen in authFailureGuard. */
+function fail(_ctx: CallFSContext, reason: string): never {
+  throw new AuthRejected(reason);
 }
 
 function bearer(ctx: CallFSContext): string {

@@ -1,15 +1,22 @@
 import type Router from '@koa/router';
+import { withDeadline } from '../../core/deadline.js';
+import { CallFSError } from '../../core/errors.js';
 import type { CallFSContext } from '../context.js';
 
 /** A named dependency /ready checks (metadata store, Redis, S3…). */
 export interface ReadinessCheck {
+  /** The check's key in the answer (metadata_store, storage, redis, s3). */
   name: string;
+  /** What it depends on (postgres, sqlite, redis, localfs, s3), named when it fails. */
+  dependency: string;
+  /** How long the check may take; then it counts as failed. Default 2 s. */
+  timeoutMs?: number;
   check(): Promise<void>;
 }
 
 const READY_TIMEOUT_MS = 2000;
 
-/** Probe endpoints: no auth, cheap. */
+/** Probe endpoints: no auth, cheap. /ready answers within its slowest check's deadline. */
 export function healthRoutes(
   router: Router<unknown, CallFSContext>,
   checks: ReadinessCheck[],
@@ -21,30 +28,36 @@ export function healthRoutes(
   router.get('/ready', async (ctx) => {
     const results = await Promise.all(
       checks.map(async (c) => {
-        let timer: NodeJS.Timeout | undefined;
+        const ms = c.timeoutMs ?? READY_TIMEOUT_MS;
+        const late = `${c.dependency} did not answer within ${ms} ms`;
         try {
-          await Promise.race([
-            c.check(),
-            new Promise((_, reject) => {
-              timer = setTimeout(() => reject(new Error('timed out')), READY_TIMEOUT_MS);
-            }),
-          ]);
-          return [c.name, 'ok'] as const;
-        } catch {
-          return [c.name, 'unavailable'] as const;
-        } finally {
-          clearTimeout(timer);
+          await withDeadline(c.check(), ms, () => new Error(late));
+          return { check: c, failure: null };
+        } catch (err) {
+          // Our own errors say what failed without secrets; a driver's may not.
+          const why =
+            err instanceof CallFSError || (err as Error).message === late
+              ? (err as Error).message
+              : `${c.dependency} unavailable`;
+          return { check: c, failure: why };
         }
       }),
     );
-    const failed = results.filter(([, s]) => s !== 'ok').map(([n]) => n);
+    const failed = results.filter((r) => r.failure !== null);
     ctx.status = failed.length === 0 ? 200 : 503;
     ctx.body = {
       status: failed.length === 0 ? 'ready' : 'unavailable',
-      checks: Object.fromEntries(results),
+      checks: Object.fromEntries(
+        results.map((r) => [r.check.name, r.failure === null ? 'ok' : 'unavailable']),
+      ),
       ...(failed.length > 0
-        ? { code: 'SERVICE_UNAVAILABLE', message: `not ready: ${failed.join(', ')}` }
+        ? {
+            code: 'SERVICE_UNAVAILABLE',
+            message: `not ready: ${failed.map((r) => `${r.check.name} (${r.failure})`).join(', ')}`,
+            dependencies: [...new Set(failed.map((r) => r.check.dependency))],
+          }
         : {}),
     };
+    if (failed.length > 0) ctx.set('Retry-After', '1');
   });
 }
