@@ -143,6 +143,11 @@ export async function runPrimary(
     }
   };
 
+  // The kernel hands connections to the workers (each accepts from the shared socket), not
+  // the primary round-robin: a connection the primary had just passed to a worker that then
+  // died was never answered nor closed (9 hung of 400 requests over 10 kill -9s in a
+  // standalone check; 0 with SCHED_NONE). A dead worker's own accepted connections are reset.
+  cluster.schedulingPolicy = cluster.SCHED_NONE;
   cluster.setupPrimary({ execArgv: withDefaultV8Flags(process.execArgv) });
   const fork = (slot: number) => {
     const w = cluster.fork({ CALLFS_WORKER_SLOT: String(slot), CALLFS_START_TOKEN: startToken });
