@@ -59,6 +59,11 @@ CREATE TABLE links (
 CREATE INDEX links_expires ON links (expires_at);
 `,
   },
+  {
+    version: 3,
+    description: 'entries.version: identity of the bytes a file version names (torn reads)',
+    sql: `ALTER TABLE entries ADD COLUMN version TEXT;`,
+  },
 ];
 
 export const postgresMigrations: readonly Migration[] = [
@@ -103,6 +108,11 @@ CREATE TABLE links (
 );
 CREATE INDEX links_expires ON links (expires_at);
 `,
+  },
+  {
+    version: 3,
+    description: 'entries.version: identity of the bytes a file version names (torn reads)',
+    sql: `ALTER TABLE entries ADD COLUMN version TEXT;`,
   },
 ];
 
