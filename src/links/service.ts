@@ -40,7 +40,10 @@ export class LinkService {
     };
   }
 
-  /** Redeems a token exactly once; the caller streams the result. */
+  /**
+   * Redeems a token exactly once; the caller streams the result, with headers
+   * from the entry returned (it describes the body exactly).
+   */
   async consume(token: string): Promise<{ entry: Entry; body: Readable | Buffer }> {
     const parts = verifyToken(this.secret, token);
     if (!parts) return this.fail('invalid', 'LINK_NOT_FOUND', 'unknown link');
@@ -60,9 +63,10 @@ export class LinkService {
     }
     const entry = await this.engine.stat(result.path as string);
     if (entry.type !== 'file') throw errors.notFound(entry.path);
-    const body = await this.engine.openFromOwner(entry);
+    // The entry that describes the bytes sent: the owner's, or the one the read settled on.
+    const read = await this.engine.openFromOwner(entry);
     linkConsumptions.inc({ status: 'success' });
-    return { entry, body };
+    return { entry: read.entry, body: read.body };
   }
 
   private fail(
