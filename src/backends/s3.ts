@@ -210,7 +210,7 @@ export class S3Backend implements Backend {
         }),
       );
       const body = out.Body as Readable;
-      const wrong = expected ? this.otherVersion(out, range, expected) : null;
+      const wrong = expected ? this.otherVersion(out, expected) : null;
       if (wrong !== null) {
         body.destroy();
         throw errors.versionChanged(key, wrong);
@@ -233,13 +233,12 @@ export class S3Backend implements Backend {
   /** Why a GetObject answer is not the `expected` version; null when it is. */
   private otherVersion(
     out: { Metadata?: Record<string, string>; ContentLength?: number; ContentRange?: string },
-    range: ByteRange | undefined,
     expected: ExpectedVersion,
   ): string | null {
-    // A ranged answer names the object's size after the slash of Content-Range.
-    const size = range
-      ? Number(/\/(\d+)$/.exec(out.ContentRange ?? '')?.[1] ?? NaN)
-      : (out.ContentLength ?? NaN);
+    // A ranged answer names the object's size after the slash of Content-Range;
+    // one without it (no Range asked, or a server that sent the whole object) is the object.
+    const total = /\/(\d+)$/.exec(out.ContentRange ?? '')?.[1];
+    const size = total !== undefined ? Number(total) : (out.ContentLength ?? NaN);
     if (size !== expected.size) return `${size} bytes, expected ${expected.size}`;
     const version = out.Metadata?.[VERSION_META] ?? '';
     if (expected.version && version !== expected.version) return 'another version of the object';
