@@ -1,7 +1,7 @@
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import { recordBackendOp } from '../observability/metrics.js';
-import type { Backend, ByteRange, StagedWrite, WriteOptions } from './types.js';
+import type { Backend, ByteRange, ExpectedVersion, StagedWrite, WriteOptions } from './types.js';
 
 const READS = new Set(['open', 'stat', 'list']);
 
@@ -46,8 +46,8 @@ export class InstrumentedBackend implements Backend {
     return result;
   }
 
-  open(key: string, range?: ByteRange): Promise<Readable> {
-    return this.run('open', key, () => this.inner.open(key, range));
+  open(key: string, range?: ByteRange, expected?: ExpectedVersion): Promise<Readable> {
+    return this.run('open', key, () => this.inner.open(key, range, expected));
   }
   create(key: string, body: Readable, opts?: WriteOptions): Promise<StagedWrite> {
     return this.run(

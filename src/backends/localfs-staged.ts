@@ -1,3 +1,4 @@
+import type { BigIntStats } from 'node:fs';
 import { open, rm } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -9,6 +10,19 @@ import type { StagedWrite } from './types.js';
 
 /** Big enough that large uploads take few syscalls, small enough to bound memory. */
 const WRITE_HIGH_WATER_MARK = 256 * 1024;
+
+/**
+ * The identity of a file's bytes (StagedWrite.version): inode and device,
+ * which rename(2) keeps, and the mtime in ns of its last write, which it
+ * keeps too (ctime it does not). An open descriptor whose fstat gives the
+ * same identity reads that version, whatever has been renamed over the path
+ * since. The mtime guards against inode reuse: a freed inode number handed
+ * to a later version was written later. (birthtime would be better but is
+ * ctime where statx is unavailable.)
+ */
+export function fileVersion(st: BigIntStats): string {
+  return `${st.ino}:${st.dev}:${st.mtimeNs}`;
+}
 
 /**
  * Streams `body` into a new file at `tmpPath`; returns its size once the file
@@ -47,6 +61,7 @@ export class LocalStagedWrite implements StagedWrite {
   constructor(
     readonly ref: string,
     readonly size: number,
+    readonly version: string,
     private readonly key: string,
     private readonly tmpPath: string,
     private readonly resolveTarget: (key: string) => Promise<string>,

@@ -1,5 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import { close, constants, createReadStream, fstat, open as openCb } from 'node:fs';
+import {
+  close,
+  constants,
+  createReadStream,
+  fstat,
+  open as openCb,
+  type BigIntStats,
+} from 'node:fs';
 import { access, lstat, readdir, rm, rmdir, stat, unlink } from 'node:fs/promises';
 import { sep } from 'node:path';
 import { promisify } from 'node:util';
@@ -9,11 +16,21 @@ import { errnoCode } from './errno.js';
 import { RESERVED_DIR } from './keys.js';
 import { durableRename, makeDirs } from './localfs-durable.js';
 import { LocalRoot } from './localfs-root.js';
-import { LocalStagedWrite, publishTemp, writeTemp } from './localfs-staged.js';
-import type { Backend, BackendStat, ByteRange, StagedWrite, WriteOptions } from './types.js';
+import { fileVersion, LocalStagedWrite, publishTemp, writeTemp } from './localfs-staged.js';
+import type {
+  Backend,
+  BackendStat,
+  ByteRange,
+  ExpectedVersion,
+  StagedWrite,
+  WriteOptions,
+} from './types.js';
 
 const openFd = promisify(openCb);
-const fstatFd = promisify(fstat);
+const fstatFd = (fd: number) =>
+  new Promise<BigIntStats>((resolve, reject) =>
+    fstat(fd, { bigint: true }, (err, st) => (err ? reject(err) : resolve(st))),
+  );
 const closeFd = promisify(close);
 
 /** Large reads in few syscalls; still a fixed amount of memory per stream. */
@@ -54,7 +71,7 @@ export class LocalFsBackend implements Backend {
     return (await this.root()).resolve(key);
   }
 
-  async open(key: string, range?: ByteRange): Promise<Readable> {
+  async open(key: string, range?: ByteRange, expected?: ExpectedVersion): Promise<Readable> {
     const path = await this.resolve(key);
     let fd: number;
     try {
@@ -68,7 +85,9 @@ export class LocalFsBackend implements Backend {
     try {
       const st = await fstatFd(fd);
       if (!st.isFile()) throw errors.notFound(key);
-      const bounds = range === undefined ? {} : clampRange(range, st.size);
+      // The descriptor's bytes are the ones streamed, even if the path is replaced from here on.
+      if (expected) checkVersion(key, st, expected);
+      const bounds = range === undefined ? {} : clampRange(range, Number(st.size));
       // A plain fd, not a FileHandle: its stream reads through the callback
       // binding, about twice the throughput of FileHandle's promise per chunk.
       return createReadStream('', { fd, ...bounds, highWaterMark: READ_HIGH_WATER_MARK });
@@ -93,15 +112,20 @@ export class LocalFsBackend implements Backend {
     const tmpPath = root.tmpPath(ref);
     this.inFlight.add(ref);
     let size: number;
+    let version: string;
     try {
       size = await writeTemp(tmpPath, body, opts?.maxBytes);
+      // The temp file is ours alone: stat by name sees exactly the bytes just written.
+      version = fileVersion(await stat(tmpPath, { bigint: true }));
     } catch (err) {
       this.inFlight.delete(ref);
+      await rm(tmpPath, { force: true });
       throw err;
     }
     return new LocalStagedWrite(
       ref,
       size,
+      version,
       key,
       tmpPath,
       (k) => root.resolve(k),
@@ -234,6 +258,20 @@ export class LocalFsBackend implements Backend {
 
   async close(): Promise<void> {
     // Nothing pooled: every stream owns (and closes) its own file handle.
+  }
+}
+
+/**
+ * VERSION_CHANGED unless the opened file is the version `expected` names. A
+ * row without a recorded version (written before versions existed) is
+ * checked by size only: the content cache still hashes small files.
+ */
+function checkVersion(key: string, st: BigIntStats, expected: ExpectedVersion): void {
+  if (Number(st.size) !== expected.size) {
+    throw errors.versionChanged(key, `${st.size} bytes, expected ${expected.size}`);
+  }
+  if (expected.version && fileVersion(st) !== expected.version) {
+    throw errors.versionChanged(key, 'another version of the file');
   }
 }
 

@@ -3,11 +3,20 @@ import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ByteCounter, uploadError } from './body.js';
 import { keySegments } from './keys.js';
-import type { Backend, BackendStat, ByteRange, StagedWrite, WriteOptions } from './types.js';
+import type {
+  Backend,
+  BackendStat,
+  ByteRange,
+  ExpectedVersion,
+  StagedWrite,
+  WriteOptions,
+} from './types.js';
 
 /** Nothing was kept, so publishing and discarding both have nothing to do. */
 class NoopStagedWrite implements StagedWrite {
   readonly ref = randomUUID();
+  /** No bytes kept, so no version to tell apart: reads check nothing. */
+  readonly version = '';
   constructor(readonly size: number) {}
   async publish(): Promise<void> {}
   async discard(): Promise<void> {}
@@ -21,8 +30,11 @@ class NoopStagedWrite implements StagedWrite {
 export class NoopBackend implements Backend {
   readonly type = 'noop' as const;
 
-  /** Zeros for the requested range (the engine always names it), nothing without one. */
-  async open(key: string, range?: ByteRange): Promise<Readable> {
+  /**
+   * Zeros for the requested range (the engine always names it), nothing
+   * without one. No version is ever refused: none is kept.
+   */
+  async open(key: string, range?: ByteRange, _expected?: ExpectedVersion): Promise<Readable> {
     keySegments(key);
     if (!range) return Readable.from([]);
     let left = range.end - range.start + 1;

@@ -110,6 +110,7 @@ export class S3StagedWrite implements StagedWrite {
   constructor(
     readonly ref: string,
     readonly size: number,
+    readonly version: string,
     private readonly parts: CompletedPart[],
     private readonly hooks: S3StagedHooks,
   ) {}

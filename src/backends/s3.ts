@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import type { Readable } from 'node:stream';
@@ -28,7 +29,14 @@ import { ByteCounter, uploadError } from './body.js';
 import { keySegments, RESERVED_DIR } from './keys.js';
 import { isNoSuchUpload, isNotFound, s3Error, s3ErrorName, s3Status } from './s3-errors.js';
 import { MiB, PartSink, S3StagedWrite } from './s3-staged.js';
-import type { Backend, BackendStat, ByteRange, StagedWrite, WriteOptions } from './types.js';
+import type {
+  Backend,
+  BackendStat,
+  ByteRange,
+  ExpectedVersion,
+  StagedWrite,
+  WriteOptions,
+} from './types.js';
 
 export interface S3BackendOptions {
   bucket: string;
@@ -77,6 +85,15 @@ const GiB = 1024 * MiB;
 const COPY_CONCURRENCY = 8;
 /** Background retries of an abort that failed (the endpoint was down): 1 s … 5 min. */
 const ABORT_RETRY_MS = [1000, 2000, 5000, 10_000, 30_000, 60_000, 300_000];
+/**
+ * User metadata key (x-amz-meta-callfs-version) holding a version id chosen
+ * when the upload starts: StagedWrite.version. The final object's ETag is
+ * only known once the upload completes, after the metadata commit; this id
+ * is known before, survives CompleteMultipartUpload, crash recovery and
+ * CopyObject (moves), and comes back with every GetObject, together with
+ * the bytes of that one object version.
+ */
+const VERSION_META = 'callfs-version';
 /** UploadIds are opaque printable strings; anything else is not ours. */
 const REF_PATTERN = /^[\x21-\x7e]{1,1024}$/;
 
@@ -210,7 +227,7 @@ export class S3Backend implements Backend {
   // -------------------------------------------------------------------------
   // reads
 
-  async open(key: string, range?: ByteRange): Promise<Readable> {
+  async open(key: string, range?: ByteRange, expected?: ExpectedVersion): Promise<Readable> {
     const Key = this.objectKey(key);
     if (range && (range.start < 0 || range.end < range.start)) {
       throw await this.unsatisfiable(Key);
@@ -226,14 +243,40 @@ export class S3Backend implements Backend {
           o,
         ),
       );
-      return out.Body as Readable;
+      const body = out.Body as Readable;
+      const wrong = expected ? this.otherVersion(out, expected) : null;
+      if (wrong !== null) {
+        body.destroy();
+        throw errors.versionChanged(key, wrong);
+      }
+      return body;
     } catch (err) {
+      if (err instanceof CallFSError) throw err;
       if (isNotFound(err)) throw errors.notFound(key);
       if (s3ErrorName(err) === 'InvalidRange' || s3Status(err) === 416) {
+        // A range inside the expected size is past the end of another version.
+        if (expected && range && range.start < expected.size) {
+          throw errors.versionChanged(key, 'range past the end of the object');
+        }
         throw await this.unsatisfiable(Key);
       }
       throw s3Error(err, this.bucket);
     }
+  }
+
+  /** Why a GetObject answer is not the `expected` version; null when it is. */
+  private otherVersion(
+    out: { Metadata?: Record<string, string>; ContentLength?: number; ContentRange?: string },
+    expected: ExpectedVersion,
+  ): string | null {
+    // A ranged answer names the object's size after the slash of Content-Range;
+    // one without it (no Range asked, or a server that sent the whole object) is the object.
+    const total = /\/(\d+)$/.exec(out.ContentRange ?? '')?.[1];
+    const size = total !== undefined ? Number(total) : (out.ContentLength ?? NaN);
+    if (size !== expected.size) return `${size} bytes, expected ${expected.size}`;
+    const version = out.Metadata?.[VERSION_META] ?? '';
+    if (expected.version && version !== expected.version) return 'another version of the object';
+    return null;
   }
 
   private async unsatisfiable(Key: string): Promise<CallFSError> {
@@ -244,12 +287,18 @@ export class S3Backend implements Backend {
     });
   }
 
-  private async head(Key: string): Promise<{ size: number; mtime: Date } | null> {
+  private async head(
+    Key: string,
+  ): Promise<{ size: number; mtime: Date; metadata: Record<string, string> } | null> {
     try {
       const out = await this.answered((o) =>
         this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key }), o),
       );
-      return { size: out.ContentLength ?? 0, mtime: out.LastModified ?? new Date() };
+      return {
+        size: out.ContentLength ?? 0,
+        mtime: out.LastModified ?? new Date(),
+        metadata: out.Metadata ?? {},
+      };
     } catch (err) {
       if (isNotFound(err)) return null;
       throw s3Error(err, this.bucket);
@@ -314,10 +363,16 @@ export class S3Backend implements Backend {
 
   private async stage(key: string, body: Readable, opts?: WriteOptions): Promise<StagedWrite> {
     const Key = this.objectKey(key); // refuse a bad key before consuming the body
+    const version = randomUUID();
     const created = await this.send(() =>
       this.answered((o) =>
         this.client.send(
-          new CreateMultipartUploadCommand({ Bucket: this.bucket, Key, ...this.writeParams }),
+          new CreateMultipartUploadCommand({
+            Bucket: this.bucket,
+            Key,
+            Metadata: { [VERSION_META]: version },
+            ...this.writeParams,
+          }),
           o,
         ),
       ),
@@ -349,7 +404,7 @@ export class S3Backend implements Backend {
       const mapped = uploadError(err);
       throw mapped instanceof CallFSError ? mapped : s3Error(mapped, this.bucket);
     }
-    return new S3StagedWrite(uploadId, counter.bytes, sink.parts, {
+    return new S3StagedWrite(uploadId, counter.bytes, version, sink.parts, {
       complete: (parts) => this.complete(Key, uploadId, parts),
       abort: () => this.abort(Key, uploadId),
       settled: (ref) => this.inFlight.delete(ref),
@@ -506,7 +561,7 @@ export class S3Backend implements Backend {
     const file = await this.head(src);
     if (file) {
       if (await this.anyBelow(dst + '/')) throw errors.exists(to);
-      await this.copy(src, dst, file.size);
+      await this.copy(src, dst, file.size, file.metadata);
       await this.send(() =>
         this.answered((o) =>
           this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: src }), o),
@@ -529,8 +584,17 @@ export class S3Backend implements Backend {
     );
   }
 
-  /** CopyObject, or a multipart UploadPartCopy above the copy threshold (S3: 5 GiB). */
-  private async copy(src: string, dst: string, size: number): Promise<void> {
+  /**
+   * CopyObject, or a multipart UploadPartCopy above the copy threshold (S3: 5
+   * GiB). CopyObject keeps the user metadata (the version id); a multipart
+   * copy is given it (`metadata`: the source's, when known).
+   */
+  private async copy(
+    src: string,
+    dst: string,
+    size: number,
+    metadata?: Record<string, string>,
+  ): Promise<void> {
     const CopySource = copySource(this.bucket, src);
     if (size <= this.copyThreshold) {
       try {
@@ -543,10 +607,16 @@ export class S3Backend implements Backend {
       }
       return;
     }
+    const Metadata = metadata ?? (await this.head(src))?.metadata ?? {};
     const created = await this.send(() =>
       this.answered((o) =>
         this.client.send(
-          new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: dst, ...this.writeParams }),
+          new CreateMultipartUploadCommand({
+            Bucket: this.bucket,
+            Key: dst,
+            Metadata,
+            ...this.writeParams,
+          }),
           o,
         ),
       ),

@@ -13,6 +13,22 @@ export interface ByteRange {
   end: number;
 }
 
+/**
+ * The version a reader's metadata describes, checked by `open` against the
+ * bytes it opened (a path can be replaced between the metadata lookup and
+ * the open; the bytes of an open file or GET response stay one version).
+ */
+export interface ExpectedVersion {
+  /**
+   * StagedWrite.version recorded at commit; '' = the backend keeps none (no
+   * check); null = not recorded (rows written before versions existed): only
+   * `size` is checked.
+   */
+  version: string | null;
+  /** Size of the whole file in bytes. */
+  size: number;
+}
+
 export interface BackendStat {
   type: 'file' | 'directory';
   size: number;
@@ -28,6 +44,12 @@ export interface StagedWrite {
   /** Backend-specific reference (e.g. temp file name), for crash recovery. */
   readonly ref: string;
   readonly size: number;
+  /**
+   * Identity of these bytes, known before publish and unchanged by it (and by
+   * `move`): localfs the temp file's inode, S3 an id stored with the object.
+   * Recorded in the metadata at commit; '' when the backend keeps none.
+   */
+  readonly version: string;
   publish(): Promise<void>;
   discard(): Promise<void>;
 }
@@ -39,8 +61,12 @@ export interface WriteOptions {
 
 export interface Backend {
   readonly type: BackendType;
-  /** Streams the bytes (or a range). Throws FILE_NOT_FOUND when absent. */
-  open(key: string, range?: ByteRange): Promise<Readable>;
+  /**
+   * Streams the bytes (or a range). Throws FILE_NOT_FOUND when absent, and
+   * VERSION_CHANGED when `expected` is given and the bytes opened are another
+   * version (the stream, once returned, carries that version only).
+   */
+  open(key: string, range?: ByteRange, expected?: ExpectedVersion): Promise<Readable>;
   /** Stages the body of a new file. The body is consumed fully or the call rejects. */
   create(key: string, body: Readable, opts?: WriteOptions): Promise<StagedWrite>;
   /** Stages a replacement of an existing file. */

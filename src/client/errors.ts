@@ -51,6 +51,7 @@ const CATEGORY: Partial<Record<ErrorCode, ErrorCategory>> = {
   RATE_LIMITED: 'unavailable',
   PEER_UNAVAILABLE: 'unavailable',
   LOCK_TIMEOUT: 'unavailable',
+  VERSION_CHANGED: 'unavailable',
   SERVICE_UNAVAILABLE: 'unavailable',
   REQUEST_ABORTED: 'network',
   INTERNAL_ERROR: 'other',

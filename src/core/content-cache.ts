@@ -6,9 +6,10 @@ import type { Entry } from '../metadata/types.js';
  * Bytes of small files, per process, keyed by their SHA-256 (the ETag).
  * Content-addressed, so it needs no invalidation: an entry whose ETag
  * changes simply names other bytes. A file is cached only after its bytes
- * hash to the ETag its metadata names, so a read racing an overwrite (new
- * bytes renamed in, metadata not yet committed) never stores the wrong bytes
- * under an ETag. Serving a small file from memory skips open/fstat/read/
+ * hash to the ETag its metadata names, so a read racing an overwrite (the
+ * path renamed to other bytes between the metadata lookup and the open)
+ * never stores the wrong bytes under an ETag; the engine serves no bytes
+ * that failed the check either (it retries). Serving a small file from memory skips open/fstat/read/
  * close and the stream machinery, which dominate a 4 KiB GET.
  */
 export class ContentCache {
@@ -39,7 +40,10 @@ export class ContentCache {
     return this.lru?.get(etag);
   }
 
-  /** Keeps `bytes` under `etag` when they hash to it; says whether they did. */
+  /**
+   * Keeps `bytes` under `etag` when they hash to it; says whether they did
+   * (false without a cache: callers check eligible() first).
+   */
   offer(etag: string, bytes: Buffer): boolean {
     if (!this.lru) return false;
     const matches = createHash('sha256').update(bytes).digest('hex') === etag;

@@ -67,6 +67,23 @@ export interface MoveRequest {
   pre: Preconditions;
 }
 
+/** A file's bytes for a response and the entry whose headers describe them exactly. */
+export interface FileRead {
+  entry: Entry;
+  body: Readable | Buffer;
+  /** The part of the file `body` holds; the whole file when absent. */
+  range?: ByteRange;
+}
+
+/**
+ * How long a read keeps retrying when the bytes it opened are another
+ * version than its metadata names. The window it waits out is a writer's,
+ * between its metadata commit and the rename of its bytes: milliseconds.
+ */
+const READ_RETRY_MS = 1000;
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
 export interface ListResult {
   dir: Entry;
   items: Entry[];
@@ -187,10 +204,15 @@ export class Engine {
     return remote ? entry.instanceId : null;
   }
 
-  /** A file's bytes wherever they live: here, or from the owning peer (downloads by link). */
-  async openFromOwner(entry: Entry): Promise<Readable | Buffer> {
+  /**
+   * A file's bytes wherever they live: here, or from the owning peer
+   * (downloads by link). The entry returned describes the body exactly: the
+   * owner answers with its own consistent pair, whose length and ETag stand
+   * in for those of the (possibly stale) entry looked up here.
+   */
+  async openFromOwner(entry: Entry): Promise<FileRead> {
     const owner = this.remoteOwner(entry);
-    if (owner === null || !this.o.peers) return this.serveFile(entry);
+    if (owner === null || !this.o.peers) return this.openForRead(entry);
     const res = await this.o.peers.forward(owner, {
       method: 'GET',
       path: INTERNAL_FILES_PREFIX + encodePath(entry.path),
@@ -200,31 +222,96 @@ export class Engine {
       requestId: currentRequestId(),
     });
     if (res.status !== 200) peerAnswer(owner, res.status, await text(res.body));
-    return res.body;
+    const size = Number(res.headers['content-length']);
+    const etag = /^"([0-9a-f]{64})"$/.exec(res.headers.etag ?? '')?.[1];
+    if (!Number.isSafeInteger(size) || etag === undefined) {
+      res.body.destroy();
+      throw new CallFSError('PEER_UNAVAILABLE', `peer ${owner} answered without length or ETag`, {
+        details: { instance_id: owner },
+      });
+    }
+    return { entry: { ...entry, size, etag }, body: res.body };
   }
 
   /**
-   * A file's bytes (or `range` of them) for a response: small files from the
-   * content cache (filled on a miss), anything else as a stream.
+   * The bytes of a file for a GET, with the entry that describes them: the
+   * caller sets its headers from the entry returned, never from the one it
+   * passed. `start` is where to begin (usually the cached entry); when the
+   * bytes opened are another version (a PUT renamed new bytes in, or the
+   * cache is behind a commit), the entry is read again from the store and
+   * the open retried, for up to READ_RETRY_MS: a writer renames its bytes
+   * right after its metadata commit. `rangeOf` maps the size of the version
+   * being opened to the range to send (it may throw RANGE_NOT_SATISFIABLE).
    */
-  async serveFile(entry: Entry, range?: ByteRange): Promise<Readable | Buffer> {
+  async openForRead(
+    start: Entry,
+    rangeOf: (size: number) => ByteRange | undefined = () => undefined,
+  ): Promise<FileRead> {
+    const deadline = Date.now() + READ_RETRY_MS;
+    let entry = start;
+    for (let attempt = 0; ; attempt++) {
+      const range = rangeOf(entry.size);
+      // Not ours (a stale view of a file another instance took over): ask the store again.
+      if (this.remoteOwner(entry) === null) {
+        try {
+          return { entry, body: await this.serveFile(entry, range), range };
+        } catch (err) {
+          const retry =
+            err instanceof CallFSError &&
+            (err.code === 'VERSION_CHANGED' || err.code === 'FILE_NOT_FOUND');
+          if (!retry || Date.now() >= deadline) throw err;
+        }
+      } else if (entry !== start) {
+        throw errors.versionChanged(entry.path, `now held by instance ${entry.instanceId}`);
+      }
+      // The first retry is at once (a stale cached entry); later ones wait out a rename.
+      if (attempt > 0) await sleep(Math.min(2 ** attempt, 50));
+      entry = await this.reloaded(entry.path);
+    }
+  }
+
+  /**
+   * The store's entry of a file, kept in the cache too (unless an
+   * invalidation overtakes the load), so that the readers after this one
+   * start from it. FILE_NOT_FOUND when it is gone or no longer a file.
+   */
+  private async reloaded(path: string): Promise<Entry> {
+    this.o.cache.invalidate(path);
+    const entry = await this.stat(path);
+    if (entry.type !== 'file') throw errors.notFound(path);
+    return entry;
+  }
+
+  /**
+   * A file's bytes (or `range` of them), of exactly the version `entry`
+   * names (else VERSION_CHANGED): small files from the content cache (filled
+   * on a miss, with bytes that hash to the ETag only), anything else as a
+   * stream the backend checked against the entry's version.
+   */
+  private async serveFile(entry: Entry, range?: ByteRange): Promise<Readable | Buffer> {
     const content = this.o.content;
     if (!content.eligible(entry)) return this.openFile(entry, range);
     let bytes = content.get(entry.etag);
     if (bytes) {
       fileOps.inc({ operation: 'read', backend_type: entry.backendType });
     } else {
-      bytes = Buffer.concat(await (await this.openFile(entry)).toArray());
-      content.offer(entry.etag, bytes);
+      // The hash decides here, so the backend checks the size only: bytes
+      // copied to a new inode (a restored root) still pass.
+      bytes = Buffer.concat(await (await this.openFile({ ...entry, version: null })).toArray());
+      if (!content.offer(entry.etag, bytes)) {
+        throw errors.versionChanged(entry.path, 'bytes do not hash to the ETag');
+      }
     }
     return range ? bytes.subarray(range.start, range.end + 1) : bytes;
   }
 
-  async openFile(entry: Entry, range?: ByteRange): Promise<Readable> {
+  /** A stream of exactly the version `entry` names (else VERSION_CHANGED). */
+  private async openFile(entry: Entry, range?: ByteRange): Promise<Readable> {
     fileOps.inc({ operation: 'read', backend_type: entry.backendType });
     // The whole file is named as a range too, so a backend knows how much to send (noop).
     const bytes = range ?? (entry.size > 0 ? { start: 0, end: entry.size - 1 } : undefined);
-    const source = await this.backendOf(entry.backendType).open(entry.path, bytes);
+    const expected = { version: entry.version, size: entry.size };
+    const source = await this.backendOf(entry.backendType).open(entry.path, bytes, expected);
     return paced(source, bytes ? bytes.end - bytes.start + 1 : 0);
   }
 
@@ -354,6 +441,7 @@ export class Engine {
           backendType,
           instanceId: this.o.instanceId,
           etag: sha256,
+          version: staged.version,
         },
         existing ? existing.generation : null,
         { path: req.path, instanceId: this.o.instanceId, backendType, stagedRef: staged.ref },
@@ -594,7 +682,11 @@ export class Engine {
     }
 
     // 2. metadata, with the new backend (and this instance, which now holds localfs bytes).
-    const patch = { backendType: targetType, instanceId: this.o.instanceId };
+    const patch = {
+      backendType: targetType,
+      instanceId: this.o.instanceId,
+      version: staged.version,
+    };
     try {
       if (inPlace) {
         moved = await this.o.store.commitFile(

@@ -27,6 +27,8 @@ export const ERROR_STATUS = {
   PEER_UNAVAILABLE: 503,
   LOCK_TIMEOUT: 503,
   SERVICE_UNAVAILABLE: 503,
+  /** The bytes opened are not the version the metadata names, and stayed so past the retries. */
+  VERSION_CHANGED: 503,
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_STATUS;
@@ -81,6 +83,12 @@ export const errors = {
   denied: (message: string, details?: ErrorDetails) =>
     new CallFSError('PERMISSION_DENIED', message, { details }),
   precondition: (message: string) => new CallFSError('PRECONDITION_FAILED', message),
+  /** Bytes opened for a read are another version than the one its metadata describes. */
+  versionChanged: (path: string, why: string) =>
+    new CallFSError('VERSION_CHANGED', `${path} changed while it was opened (${why}); retry`, {
+      details: { path },
+      headers: { 'Retry-After': '1' },
+    }),
   internal: (cause?: unknown) =>
     new CallFSError('INTERNAL_ERROR', 'internal server error', { cause }),
   /** 503 for a dependency (redis, postgres, s3…) that failed or did not answer in time. */

@@ -47,7 +47,10 @@ export class LinkService {
     };
   }
 
-  /** Redeems a token exactly once; the caller streams the result. */
+  /**
+   * Redeems a token exactly once; the caller streams the result, with headers
+   * from the entry returned (it describes the body exactly).
+   */
   async consume(token: string): Promise<{ entry: Entry; body: Readable | Buffer }> {
     const parts = verifyToken(this.secret, token);
     if (!parts) return this.fail('invalid', 'LINK_NOT_FOUND', 'unknown link');
@@ -73,9 +76,15 @@ export class LinkService {
     if (!entry || entry.type !== 'file' || !sameVersion(entry, result.target)) {
       return this.fail('expired', 'LINK_EXPIRED', CHANGED);
     }
-    const body = await this.engine.openFromOwner(entry);
+    // The entry that describes the bytes sent: the owner's, or the one the read settled on,
+    // which must still be the version the link is bound to.
+    const read = await this.engine.openFromOwner(entry);
+    if (read.entry.etag !== result.target.etag) {
+      if (!Buffer.isBuffer(read.body)) read.body.destroy();
+      return this.fail('expired', 'LINK_EXPIRED', CHANGED);
+    }
     linkConsumptions.inc({ status: 'success' });
-    return { entry, body };
+    return { entry: read.entry, body: read.body };
   }
 
   private fail(

@@ -71,6 +71,11 @@ ALTER TABLE links ADD COLUMN entry_ctime INTEGER;
 ALTER TABLE links ADD COLUMN entry_etag TEXT;
 `,
   },
+  {
+    version: 3,
+    description: 'entries.version: identity of the bytes a file version names (torn reads)',
+    sql: `ALTER TABLE entries ADD COLUMN version TEXT;`,
+  },
 ];
 
 export const postgresMigrations: readonly Migration[] = [
@@ -126,6 +131,11 @@ ALTER TABLE links
   ADD COLUMN entry_ctime TIMESTAMPTZ,
   ADD COLUMN entry_etag TEXT;
 `,
+  },
+  {
+    version: 3,
+    description: 'entries.version: identity of the bytes a file version names (torn reads)',
+    sql: `ALTER TABLE entries ADD COLUMN version TEXT;`,
   },
 ];
 

@@ -306,8 +306,8 @@ export class PostgresStore implements MetadataStore {
         if (expectedGeneration === null) {
           const res = await db.query<EntryRow>(
             `INSERT INTO entries (parent_id, path, name, depth, type, size, mode, owner, mtime,
-               ctime, backend_type, instance_id, etag, generation)
-             VALUES ($1, $2, $3, $4, 'file', $5, $6, $7, $8, now(), $9, $10, $11, 1)
+               ctime, backend_type, instance_id, etag, generation, version)
+             VALUES ($1, $2, $3, $4, 'file', $5, $6, $7, $8, now(), $9, $10, $11, 1, $12)
              ON CONFLICT (path) DO NOTHING
              RETURNING ${ENTRY_COLUMNS}`,
             [
@@ -322,6 +322,7 @@ export class PostgresStore implements MetadataStore {
               entry.backendType,
               entry.instanceId,
               entry.etag,
+              entry.version ?? null,
             ],
           );
           row = res.rows[0];
@@ -331,7 +332,7 @@ export class PostgresStore implements MetadataStore {
           // owner and ctime stay: the entry keeps its creator and creation time.
           const res = await db.query<EntryRow>(
             `UPDATE entries SET size = $1, mode = $2, mtime = $3, backend_type = $4,
-               instance_id = $5, etag = $6, generation = generation + 1
+               instance_id = $5, etag = $6, version = $9, generation = generation + 1
              WHERE path = $7 AND type = 'file' AND generation = $8
              RETURNING ${ENTRY_COLUMNS}`,
             [
@@ -343,6 +344,7 @@ export class PostgresStore implements MetadataStore {
               entry.etag,
               entry.path,
               expectedGeneration,
+              entry.version ?? null,
             ],
           );
           row = res.rows[0];
@@ -464,7 +466,8 @@ export class PostgresStore implements MetadataStore {
         }
         const moved = await db.query<EntryRow>(
           `UPDATE entries SET parent_id = $1, path = $2, name = $3, depth = $4, generation = $5,
-             backend_type = coalesce($6, backend_type), instance_id = coalesce($7, instance_id)
+             backend_type = coalesce($6, backend_type), instance_id = coalesce($7, instance_id),
+             version = coalesce($9, version)
            WHERE id = $8 RETURNING ${ENTRY_COLUMNS}`,
           [
             toParent.id,
@@ -475,6 +478,7 @@ export class PostgresStore implements MetadataStore {
             opts.patch?.backendType ?? null,
             opts.patch?.instanceId ?? null,
             src.id,
+            opts.patch?.version ?? null,
           ],
         );
         if (src.type === 'directory' && from !== to) {

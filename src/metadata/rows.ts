@@ -22,10 +22,11 @@ export interface EntryRow {
   instance_id: string;
   etag: string | null;
   generation: number | string;
+  version: string | null;
 }
 
 export const ENTRY_COLUMNS =
-  'id, path, name, type, size, mode, owner, mtime, ctime, backend_type, instance_id, etag, generation';
+  'id, path, name, type, size, mode, owner, mtime, ctime, backend_type, instance_id, etag, generation, version';
 
 export function toDate(value: Date | number | string): Date {
   return value instanceof Date ? value : new Date(Number(value));
@@ -46,6 +47,7 @@ export function toEntry(row: EntryRow): Entry {
     instanceId: row.instance_id,
     etag: row.etag,
     generation: Number(row.generation),
+    version: row.version ?? null,
   };
 }
 

@@ -204,8 +204,8 @@ export class SqliteStore implements MetadataStore {
         if (expectedGeneration === null) {
           row = this.#one(
             `INSERT INTO entries (parent_id, path, name, depth, type, size, mode, owner, mtime,
-               ctime, backend_type, instance_id, etag, generation)
-             VALUES (?, ?, ?, ?, 'file', ?, ?, ?, ?, ?, ?, ?, ?, 1)
+               ctime, backend_type, instance_id, etag, generation, version)
+             VALUES (?, ?, ?, ?, 'file', ?, ?, ?, ?, ?, ?, ?, ?, 1, ?)
              ON CONFLICT (path) DO NOTHING
              RETURNING ${ENTRY_COLUMNS}`,
             [
@@ -221,6 +221,7 @@ export class SqliteStore implements MetadataStore {
               entry.backendType,
               entry.instanceId,
               entry.etag,
+              entry.version ?? null,
             ],
           );
           if (!row) throw errors.exists(entry.path);
@@ -229,7 +230,7 @@ export class SqliteStore implements MetadataStore {
           // owner and ctime stay: the entry keeps its creator and creation time.
           row = this.#one(
             `UPDATE entries SET size = ?, mode = ?, mtime = ?, backend_type = ?, instance_id = ?,
-               etag = ?, generation = generation + 1
+               etag = ?, version = ?, generation = generation + 1
              WHERE path = ? AND type = 'file' AND generation = ?
              RETURNING ${ENTRY_COLUMNS}`,
             [
@@ -239,6 +240,7 @@ export class SqliteStore implements MetadataStore {
               entry.backendType,
               entry.instanceId,
               entry.etag,
+              entry.version ?? null,
               entry.path,
               expectedGeneration,
             ],
@@ -333,7 +335,8 @@ export class SqliteStore implements MetadataStore {
         }
         const moved = this.#one(
           `UPDATE entries SET parent_id = ?, path = ?, name = ?, depth = ?, generation = ?,
-             backend_type = coalesce(?, backend_type), instance_id = coalesce(?, instance_id)
+             backend_type = coalesce(?, backend_type), instance_id = coalesce(?, instance_id),
+             version = coalesce(?, version)
            WHERE id = ? RETURNING ${ENTRY_COLUMNS}`,
           [
             toParent.id,
@@ -343,6 +346,7 @@ export class SqliteStore implements MetadataStore {
             generation,
             opts.patch?.backendType ?? null,
             opts.patch?.instanceId ?? null,
+            opts.patch?.version ?? null,
             src.id,
           ],
         ) as unknown as EntryRow;

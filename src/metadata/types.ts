@@ -26,6 +26,13 @@ export interface Entry {
   etag: string | null;
   /** Fencing token: bumped by every committed write of this path. */
   generation: number;
+  /**
+   * Identity of the bytes this version names in its backend
+   * (StagedWrite.version), checked by reads; '' = the backend keeps none;
+   * null for directories and for files committed before versions were
+   * recorded (schema version 3): those are checked by size (and hash).
+   */
+  version: string | null;
 }
 
 /** What a writer proposes; the store fills path-derived fields. */
@@ -38,6 +45,8 @@ export interface NewEntry {
   backendType: string;
   instanceId: string;
   etag: string | null;
+  /** StagedWrite.version of the bytes committed; null when unknown. */
+  version?: string | null;
   /** Defaults to now. */
   mtime?: Date;
 }
@@ -83,7 +92,7 @@ export type LinkRedemption =
 
 export interface MoveOptions {
   overwrite: boolean;
-  patch?: Partial<Pick<Entry, 'backendType' | 'instanceId'>>;
+  patch?: Partial<Pick<Entry, 'backendType' | 'instanceId' | 'version'>>;
   onlyOwner?: string;
 }
 
@@ -144,7 +153,8 @@ export interface MetadataStore {
    * must exist as a directory. An existing destination throws
    * FILE_ALREADY_EXISTS unless `overwrite` (then a destination *file* is
    * replaced; a destination directory is never replaced: 409). Returns the moved entry.
-   * `patch` updates fields of the moved entry itself (backend/instance on cross-backend moves).
+   * `patch` updates fields of the moved entry itself (backend/instance on cross-backend
+   * moves, and the version of the bytes on the new backend).
    * `onlyOwner`: every entry the move changes or removes (the entry, its whole
    * subtree, an overwritten destination) must be owned by this user, checked in
    * the move's own transaction (a file created in the subtree meanwhile counts);

@@ -11,3 +11,4 @@ await import('./directories.test.js');
 await import('./conditional.test.js');
 await import('./links.test.js');
 await import('./bodies.test.js');
+await import('./torn-reads.test.js');

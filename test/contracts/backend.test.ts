@@ -64,6 +64,15 @@ describe('NoopBackend specifics', () => {
     expect(await b.stat('/a.txt')).toBeNull();
     expect(await b.list('/')).toEqual([]);
   });
+
+  it('keeps no versions: its staged version is empty and open checks none', async () => {
+    const b = new NoopBackend();
+    const staged = await b.create('/v.txt', bodyOf('discarded'));
+    expect(staged.version).toBe('');
+    await staged.publish();
+    const read = await b.open('/v.txt', { start: 0, end: 8 }, { version: '', size: 9 });
+    expect((await readAll(read)).length).toBe(9);
+  });
 });
 
 describe('LocalFsBackend specifics', () => {

@@ -30,6 +30,7 @@ const file = (path: string, over: Partial<NewEntry> = {}): NewEntry => ({
   backendType: 'localfs',
   instanceId: 'i1',
   etag: ETAG_A,
+  version: 'v1',
   ...over,
 });
 
@@ -99,6 +100,7 @@ export function metadataContract(
           instanceId: '',
           etag: null,
           generation: 1,
+          version: null,
         });
       });
 
@@ -222,6 +224,7 @@ export function metadataContract(
           instanceId: 'i1',
           etag: ETAG_A,
           generation: 1,
+          version: 'v1',
         });
         expect(e.mtime.getTime()).toBeGreaterThanOrEqual(before - 1);
         expect(e.mtime.getTime()).toBeLessThanOrEqual(after + 1);
@@ -279,6 +282,7 @@ export function metadataContract(
             mtime,
             backendType: 's3',
             instanceId: '',
+            version: 'v2',
           }),
           1,
         );
@@ -291,9 +295,22 @@ export function metadataContract(
           backendType: 's3',
           instanceId: '',
           generation: 2,
+          version: 'v2',
         });
         expect(await store.get('/a/f')).toEqual(v2);
         expect((await store.commitFile(file('/a/f'), 2)).generation).toBe(3);
+      });
+
+      it('records the version of the bytes; none given is null (as rows from before versions)', async () => {
+        const store = await fresh();
+        await seedFile(store, '/v/f', { version: '123:45:1700000000000000000' });
+        expect((await store.get('/v/f'))?.version).toBe('123:45:1700000000000000000');
+        const unversioned = await store.commitFile(file('/v/f', { version: undefined }), 1);
+        expect(unversioned.version).toBeNull();
+        expect((await store.get('/v/f'))?.version).toBeNull();
+        // '' (a backend that keeps no versions) is a value of its own, not null.
+        expect((await store.commitFile(file('/v/f', { version: '' }), 2)).version).toBe('');
+        expect((await store.get('/v'))?.version).toBeNull();
       });
 
       it('fences stale writers (412)', async () => {
@@ -852,16 +869,25 @@ export function metadataContract(
         expect(await store.get('/c/e/f')).toMatchObject({
           backendType: 'localfs',
           instanceId: 'i1',
+          version: 'v1',
         });
+        // A file moved to another backend takes the version of its copy there.
+        const across = await store.move('/c/e/f', '/c/e/g', {
+          overwrite: false,
+          patch: { backendType: 's3', instanceId: 'i1', version: 'uuid-of-the-copy' },
+        });
+        expect(across).toMatchObject({ backendType: 's3', version: 'uuid-of-the-copy' });
+        await store.move('/c/e/g', '/c/e/f', { overwrite: false });
         const same = await store.move('/c/e/f', '/c/e/f', {
           overwrite: false,
           patch: { instanceId: 'i9' },
         });
         expect(same).toMatchObject({
           path: '/c/e/f',
-          backendType: 'localfs',
+          backendType: 's3',
           instanceId: 'i9',
-          generation: 2,
+          generation: 4,
+          version: 'uuid-of-the-copy',
         });
       });
     });

@@ -105,15 +105,26 @@ describe('S3Backend specifics', () => {
     expect(range).toEqual(data.subarray(5 * MiB - 2, 5 * MiB + 2));
   });
 
-  it('moves above the copy threshold with a multipart UploadPartCopy', async () => {
+  it('moves above the copy threshold with a multipart UploadPartCopy, versions kept', async () => {
     const b = backend({ partSize: 5 * MiB, copyThreshold: 5 * MiB, copyPartSize: 5 * MiB });
     const data = randomBytes(12 * MiB);
-    await (await b.create('/big/src.bin', bodyOf(data))).publish();
-    await (await b.create('/big/small.txt', bodyOf('small'))).publish();
+    const big = await b.create('/big/src.bin', bodyOf(data));
+    await big.publish();
+    const small = await b.create('/big/small.txt', bodyOf('small'));
+    await small.publish();
     await b.move('/big', '/moved');
-    expect(sha256(await readAll(await b.open('/moved/src.bin')))).toBe(sha256(data));
-    expect((await readAll(await b.open('/moved/small.txt'))).toString()).toBe('small');
+    const expectBig = { version: big.version, size: big.size };
+    expect(sha256(await readAll(await b.open('/moved/src.bin', undefined, expectBig)))).toBe(
+      sha256(data),
+    );
+    const expectSmall = { version: small.version, size: small.size };
+    const back = await readAll(await b.open('/moved/small.txt', undefined, expectSmall));
+    expect(back.toString()).toBe('small');
     expect(await b.stat('/big')).toBeNull();
+    // A single file above the threshold too.
+    await b.move('/moved/src.bin', '/again.bin');
+    const range = await readAll(await b.open('/again.bin', { start: 0, end: 9 }, expectBig));
+    expect(range).toEqual(data.subarray(0, 10));
   });
 
   it('lists a directory of 5,000 objects, paged (1,000 per ListObjectsV2 page)', async () => {

@@ -11,6 +11,7 @@ import { readJson } from '../body.js';
 import { identityOf, type CallFSContext } from '../context.js';
 import { entryJson, setEntryHeaders } from '../present.js';
 import type { InternalProxy } from '../../backends/internalproxy.js';
+import type { ByteRange } from '../../backends/types.js';
 import { INTERNAL_FILES_PREFIX } from '../../cluster/internal-routes.js';
 
 export const FILES_PREFIX = '/v1/files';
@@ -102,10 +103,50 @@ async function refuseFileAsDirectory(engine: Engine, p: NamespacePath): Promise<
   if (entry && entry.type !== 'directory') throw errors.notFound(p.path + '/');
 }
 
+/**
+ * The single byte range a Range header asks of a `size`-byte file; undefined
+ * for the whole file. Malformed ranges and other units are ignored (RFC 9110
+ * §14.2), and several disjoint ranges would need multipart/byteranges: the
+ * whole file is served instead. RANGE_NOT_SATISFIABLE when none fits.
+ */
+function byteRange(header: string, size: number): ByteRange | undefined {
+  if (header === '') return undefined;
+  const parsed = parseRange(size, header);
+  if (parsed.type !== 'bytes' || (parsed.code & 1) !== 0) return undefined;
+  const ranges = combineRanges(parsed.ranges);
+  if (ranges.length === 0 && (parsed.code & 2) !== 0) {
+    throw new CallFSError('RANGE_NOT_SATISFIABLE', `range not satisfiable for size ${size}`, {
+      headers: { 'Content-Range': `bytes */${size}` },
+    });
+  }
+  return ranges.length === 1 ? ranges[0] : undefined;
+}
+
+/** Status and headers of a file answer, all from the one entry that describes its body. */
+function fileHeaders(ctx: CallFSContext, entry: Entry, range: ByteRange | undefined): void {
+  setEntryHeaders(ctx, entry);
+  ctx.set('Accept-Ranges', 'bytes');
+  ctx.type = contentType(entry.name) || 'application/octet-stream';
+  if (range) {
+    ctx.status = 206;
+    ctx.set('Content-Range', `bytes ${range.start}-${range.end}/${entry.size}`);
+  } else {
+    ctx.status = 200;
+  }
+}
+
+/** 304: the client's copy is current. Headers of the entry, no body. */
+function notModified(ctx: CallFSContext, entry: Entry): void {
+  setEntryHeaders(ctx, entry);
+  ctx.set('Accept-Ranges', 'bytes');
+  ctx.type = contentType(entry.name) || 'application/octet-stream';
+  ctx.status = 304;
+}
+
 async function read(engine: Engine, ctx: CallFSContext, head: boolean): Promise<void> {
   const entry = await lookup(engine, filesPath(ctx));
-  setEntryHeaders(ctx, entry);
   if (entry.type === 'directory') {
+    setEntryHeaders(ctx, entry);
     ctx.status = 200;
     if (head) {
       ctx.type = 'application/json';
@@ -115,47 +156,26 @@ async function read(engine: Engine, ctx: CallFSContext, head: boolean): Promise<
     ctx.body = items.map(entryJson);
     return;
   }
-  ctx.set('Accept-Ranges', 'bytes');
-  ctx.type = contentType(entry.name) || 'application/octet-stream';
-  if (isNotModified(entry, preconditions(ctx))) {
-    ctx.status = 304;
-    return;
-  }
-  let range: { start: number; end: number } | undefined;
-  const rangeHeader = ctx.get('Range');
-  if (rangeHeader !== '') {
-    const parsed = parseRange(entry.size, rangeHeader);
-    // Malformed ranges and other units are ignored: the whole file is served (RFC 9110 §14.2).
-    if (parsed.type === 'bytes' && (parsed.code & 1) === 0) {
-      const ranges = combineRanges(parsed.ranges);
-      if (ranges.length === 0 && (parsed.code & 2) !== 0) {
-        throw new CallFSError(
-          'RANGE_NOT_SATISFIABLE',
-          `range not satisfiable for size ${entry.size}`,
-          {
-            headers: { 'Content-Range': `bytes */${entry.size}` },
-          },
-        );
-      }
-      // Several disjoint ranges would need multipart/byteranges: serve the whole file instead.
-      if (ranges.length === 1) range = ranges[0];
-    }
-  }
-  if (range) {
-    ctx.status = 206;
-    ctx.set('Content-Range', `bytes ${range.start}-${range.end}/${entry.size}`);
-  } else {
-    ctx.status = 200;
-  }
-  const length = range ? range.end - range.start + 1 : entry.size;
-  if (head || length === 0) {
-    ctx.length = length;
+  const pre = preconditions(ctx);
+  if (isNotModified(entry, pre)) return notModified(ctx, entry);
+  const rangeOf = (size: number) => byteRange(ctx.get('Range'), size);
+  if (head || entry.size === 0) {
+    // No bytes to send: the headers describe the entry looked up.
+    const range = rangeOf(entry.size);
+    fileHeaders(ctx, entry, range);
+    ctx.length = range ? range.end - range.start + 1 : entry.size;
     if (!head) ctx.body = '';
     return;
   }
-  const body = await engine.serveFile(entry, range);
-  ctx.body = body;
-  ctx.length = length;
+  // Headers only once the bytes are open, from the entry that names exactly them.
+  const read = await engine.openForRead(entry, rangeOf);
+  if (read.entry !== entry && isNotModified(read.entry, pre)) {
+    if (!Buffer.isBuffer(read.body)) read.body.destroy();
+    return notModified(ctx, read.entry);
+  }
+  fileHeaders(ctx, read.entry, read.range);
+  ctx.body = read.body;
+  ctx.length = read.range ? read.range.end - read.range.start + 1 : read.entry.size;
 }
 
 function uploadChecks(ctx: CallFSContext): { sha256?: string; md5?: string } {
