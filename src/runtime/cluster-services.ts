@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import type { Redis } from 'ioredis';
 import { InternalProxy } from '../backends/internalproxy.js';
@@ -80,6 +81,7 @@ export function buildClusterParts(opts: {
     urlOf: (id) => registry.urlOf(id),
     connectTimeoutMs: PEER_CONNECT_TIMEOUT_MS,
     ioTimeoutMs: Math.max(config.server.read_timeout, config.server.write_timeout),
+    peerCa: config.server.peer_ca_file ? readFileSync(config.server.peer_ca_file) : undefined,
   });
   return {
     redis,

@@ -1,6 +1,7 @@
 import cluster, { type Worker } from 'node:cluster';
 import { once } from 'node:events';
 import type { LoadedConfig } from '../config/load.js';
+import { securityWarnings } from '../config/rules.js';
 import { KeyRing } from '../core/keyring.js';
 import { LocalLockManager } from '../core/local-locks.js';
 import type { Lock } from '../core/locks.js';
@@ -29,6 +30,7 @@ export async function runPrimary(
 ): Promise<void> {
   const log = loggerFor(loaded).child({ role: 'primary' });
   for (const key of loaded.unknownKeys) log.warn({ key }, 'unknown config key ignored');
+  for (const w of securityWarnings(loaded.config)) log.warn({ key: w.key }, w.msg);
   const users = resolveUsers(loaded, log, print);
   const setup = await buildServices({ config: loaded.config, log, users });
   try {
@@ -154,7 +156,7 @@ export async function runPrimary(
       : startMetricsListener({
           addr: metrics.listen_addr,
           render: async () => ({ contentType: gatherer.contentType, body: await mergedMetrics() }),
-          keys: metrics.require_auth ? new KeyRing(users, '') : null,
+          keys: metrics.require_auth ? new KeyRing(users) : null,
           log,
         });
 

@@ -155,10 +155,7 @@ export async function buildServices({
         fileOps: limiter('file_ops', rl.file_ops),
       }
     : null;
-  const keys = new KeyRing(
-    users.length > 0 ? users : identities(config),
-    config.auth.internal_proxy_secret,
-  );
+  const keys = new KeyRing(users.length > 0 ? users : identities(config));
   const defaultBackend = backends.get(config.backend.default_backend) as Backend;
 
   return {
@@ -171,7 +168,9 @@ export async function buildServices({
       links,
       keys,
       internalSecret: config.auth.internal_proxy_secret,
+      instanceId,
       proxy: cluster?.proxy ?? null,
+      debug: { enabled: config.debug.enabled, admins: config.auth.admin_users },
       log,
       limiters,
       diagnostics: () => ({

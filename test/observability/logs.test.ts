@@ -162,9 +162,10 @@ describe('logs', () => {
   it('never writes a secret to any log', async () => {
     // Use every key: both users, the internal secret, and the link secret (a link round trip).
     expect((await call(json.url, 'GET', '/v1/files/', { key: KEYS.bob })).status).toBe(200);
+    // Peers sign with the internal secret; as a bearer key it is refused (and not logged).
     expect(
       (await call(json.url, 'GET', '/v1/internal/nothing', { key: KEYS.internal })).status,
-    ).toBe(404);
+    ).toBe(401);
     const gen = await call(json.url, 'POST', '/v1/links/generate', {
       body: JSON.stringify({ path: '/logs/put.txt', expiry_seconds: 60 }),
       headers: { 'Content-Type': 'application/json' },

@@ -145,6 +145,25 @@ describe('loadConfig', () => {
     expect(rules.join('\n')).not.toContain('tiny');
   });
 
+  it('auth.admin_users names configured users; debug.enabled needs one; off by default', () => {
+    expect(loadConfig({ env: {} }).config.debug.enabled).toBe(false);
+    const users = `api_key_users: {alice: "${KEY}a"}, api_keys: ["${KEY}b"]`;
+    expect(
+      problems(`auth: {${users}, admin_users: [alice, api-user-0]}\ndebug: {enabled: true}\n`),
+    ).toEqual([]);
+    // A name that is no user (perhaps a key pasted in the wrong place) is named by index only.
+    expect(problems(`auth: {${users}, admin_users: [alice, "${KEY}c"]}\n`)).toEqual([
+      'auth.admin_users[1]: not a configured user (a name of auth.api_key_users, or api-user-N)',
+    ]);
+    expect(problems(`auth: {${users}}\ndebug: {enabled: true}\n`)).toEqual([
+      'debug.enabled: needs auth.admin_users (diagnostics answer admins only)',
+    ]);
+    // The quickstart's generated key is api-user-0.
+    expect(
+      loadConfig({ env: { CALLFS_AUTH__ADMIN_USERS: 'api-user-0' } }).config.auth.admin_users,
+    ).toEqual(['api-user-0']);
+  });
+
   it('duplicate YAML keys are an error', () => {
     expect(problems(`auth: {api_keys: ["${KEY}"]}\nauth: {api_keys: ["${KEY}"]}\n`)[0]).toMatch(
       /duplicate|unique/i,
