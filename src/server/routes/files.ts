@@ -7,7 +7,7 @@ import { Engine } from '../../core/engine.js';
 import { CallFSError, errors } from '../../core/errors.js';
 import { normalise, parseNamespacePath, type NamespacePath } from '../../core/paths.js';
 import type { Entry } from '../../metadata/types.js';
-import { readJson } from '../body.js';
+import { readJson, refuseBody } from '../body.js';
 import { assertInternalCaller, identityOf, type CallFSContext } from '../context.js';
 import { DIRECTORY_SLASH } from '../routing.js';
 import { entryJson, setEntryHeaders } from '../present.js';
@@ -210,6 +210,8 @@ export function fileRoutes(
       const p = filesPath(ctx);
       const who = identityOf(ctx);
       if (p.directory) {
+        // A body here would be dropped unread (and the client think it stored a file).
+        refuseBody(ctx, 'a directory create (a path ending in /)');
         const { entry, created } = await engine.createDirectory(p.path, who);
         ctx.status = created ? 201 : 200;
         setEntryHeaders(ctx, entry);
