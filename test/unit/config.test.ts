@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, fromEnv, loadConfig } from '../../src/config/load.js';
-import { identities } from '../../src/config/rules.js';
+import { identities, securityWarnings } from '../../src/config/rules.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'callfs-config-'));
 let n = 0;
@@ -162,6 +162,24 @@ describe('loadConfig', () => {
     expect(
       loadConfig({ env: { CALLFS_AUTH__ADMIN_USERS: 'api-user-0' } }).config.auth.admin_users,
     ).toEqual(['api-user-0']);
+  });
+
+  it('warns about a cluster whose Redis has no password, and only then', () => {
+    const cluster = (dlm: string) =>
+      securityWarnings(
+        loadConfig({
+          file: file(
+            `auth: {api_keys: ["${KEY}"], internal_proxy_secret: "${KEY}i", single_use_link_secret: "${KEY}l"}\n` +
+              `metadata_store: {type: postgres, dsn: "postgres://x/y"}\ndlm: {type: redis, ${dlm}}\n`,
+          ),
+          env: {},
+        }).config,
+      ).map((w) => w.key);
+    expect(cluster('redis_addr: "r:6379"')).toEqual(['dlm.redis_password']);
+    expect(cluster('redis_addr: "redis://r:6379"')).toEqual(['dlm.redis_password']);
+    expect(cluster('redis_addr: "r:6379", redis_password: pw')).toEqual([]);
+    expect(cluster('redis_addr: "rediss://:pw@r:6379"')).toEqual([]);
+    expect(securityWarnings(loadConfig({ env: {} }).config)).toEqual([]);
   });
 
   it('duplicate YAML keys are an error', () => {
