@@ -42,11 +42,14 @@ export function debugRouter(
   opts: DebugOptions,
 ): Router<unknown, CallFSContext> {
   const router = newRouter('/debug');
-  router.use((ctx: CallFSContext, next: Next) => {
+  // First middleware of every route, not router.use(): @koa/router matches a
+  // prefix's use() layers case-sensitively even when its routes are not, so a
+  // router-level guard can be skipped by a case variant; a route's own cannot.
+  const admitted = (ctx: CallFSContext, next: Next) => {
     if (!opts.enabled) throw new CallFSError('ROUTE_NOT_FOUND', 'diagnostics are off');
     assertAdmin(ctx, opts.admins);
     return next();
-  });
+  };
   const cheap = rateLimit(new MemoryRateLimiter(DEBUG_VARS_BUCKET), () => 'vars');
   const heavy = rateLimit(new MemoryRateLimiter(DEBUG_HEAVY_BUCKET), () => 'heavy');
   let busy = false;
@@ -71,11 +74,11 @@ export function debugRouter(
     }
   };
 
-  router.get('/vars', cheap, (ctx) => {
+  router.get('/vars', admitted, cheap, (ctx) => {
     ctx.body = vars();
   });
 
-  router.get('/pprof/heap', heavy, (ctx) => {
+  router.get('/pprof/heap', admitted, heavy, (ctx) => {
     claim();
     const snapshot = getHeapSnapshot();
     // Held until the snapshot has been streamed out (or the client left).
@@ -94,7 +97,7 @@ export function debugRouter(
     await next();
   };
   // Validated before the bucket: a malformed request costs no token.
-  router.get('/pprof/profile', validProfile, heavy, async (ctx) => {
+  router.get('/pprof/profile', admitted, validProfile, heavy, async (ctx) => {
     const q = profileQuery.parse(ctx.query);
     const profile = await exclusive(async () => {
       const session = new Session();

@@ -19,6 +19,8 @@ const moveBytesBody = z.object({ from: z.string().min(1), to: z.string().min(1) 
  */
 export function internalRouter(engine: Engine): Router<unknown, CallFSContext> {
   const router = newRouter(INTERNAL_PREFIX);
+  // Besides the per-handler checks: @koa/router runs a prefix's use() layers
+  // only on a case-sensitive prefix match, so this alone would not do.
   router.use((ctx: CallFSContext, next: Next) => {
     assertInternalCaller(ctx);
     return next();
