@@ -21,7 +21,8 @@ const under = (path: string, prefix: string) => path === prefix || path.startsWi
 function exactRule(path: string, opts: GateOptions): AuthRule {
   if (under(path, INTERNAL_PREFIX)) return 'internal';
   if (path === '/health' || path === '/ready' || path === '/openapi.json') return 'none';
-  if (path.startsWith('/download/')) return 'none';
+  // The token is the credential; `/download` and `/download/` themselves are no route (404).
+  if (under(path, '/download')) return 'none';
   if (path === '/metrics') return opts.metricsNeedAuth ? 'user' : 'none';
   if (under(path, '/debug')) return opts.debugEnabled ? 'admin' : 'none';
   return 'user';
