@@ -1,8 +1,15 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
 import { Agent, errors as undiciErrors } from 'undici';
-import { HOP_HEADER, signIdentity } from '../cluster/identity-signature.js';
 import type { Deadlines } from '../config/deadlines.js';
+import {
+  HOP_HEADER,
+  IDENTITY_HEADER,
+  NONCE_HEADER,
+  SIGNATURE_HEADER,
+  signRequest,
+  TIMESTAMP_HEADER,
+} from '../cluster/identity-signature.js';
 import { CallFSError } from '../core/errors.js';
 import { paced } from '../core/gc-pacer.js';
 import {
@@ -58,6 +65,8 @@ const DROP = new Set([
   'authorization',
   'expect',
 ]);
+/** A client's own copies of the headers that authenticate a peer request are never passed on. */
+const SIGNED = new Set([IDENTITY_HEADER, TIMESTAMP_HEADER, NONCE_HEADER, SIGNATURE_HEADER]);
 
 /**
  * The `internalproxy` backend: forwards a request for bytes held by another
@@ -76,11 +85,14 @@ export class InternalProxy {
       secret: string;
       urlOf: (instanceId: string) => Promise<string | undefined>;
       deadlines: Pick<Deadlines, 'peerConnectMs' | 'peerReadMs' | 'peerWriteMs' | 'idleMs'>;
+      /** PEM CA certificates peers' https certificates must chain to (server.peer_ca_file). */
+      peerCa?: Buffer;
     },
   ) {
     const d = o.deadlines;
     this.agent = new Agent({
-      connect: { timeout: d.peerConnectMs },
+      // With a peer CA, only it is trusted for peers (not the system's roots).
+      connect: { timeout: d.peerConnectMs, ...(o.peerCa ? { ca: o.peerCa } : {}) },
       keepAliveTimeout: 30_000,
       connections: 128,
       headersTimeout: d.peerWriteMs,
@@ -109,11 +121,17 @@ export class InternalProxy {
     }
     const headers: Record<string, string> = {};
     for (const [name, value] of Object.entries(req.headers)) {
-      if (value === undefined || DROP.has(name) || name.startsWith('x-callfs-user')) continue;
+      if (value === undefined || DROP.has(name) || SIGNED.has(name)) continue;
       headers[name] = Array.isArray(value) ? value.join(', ') : value;
     }
-    Object.assign(headers, signIdentity(this.o.secret, req.user, req.method, req.path), {
-      authorization: `Bearer ${this.o.secret}`,
+    // Signed for this target, path and moment; the secret itself is never sent.
+    const signature = signRequest(this.o.secret, {
+      method: req.method,
+      path: req.path,
+      user: req.user,
+      target,
+    });
+    Object.assign(headers, signature, {
       [HOP_HEADER]: this.o.selfId,
       'x-request-id': req.requestId,
     });

@@ -93,6 +93,7 @@ export function semanticProblems(config: Config, ctx: { quickstart: boolean }): 
   if (linkSecret !== '' && linkSecret.length < MIN_KEY_LENGTH) {
     problems.push(`auth.single_use_link_secret: shorter than ${MIN_KEY_LENGTH} characters`);
   }
+  problems.push(...adminProblems(config, ids, ctx.quickstart));
   const { server } = config;
   if (server.protocol === 'https' && (server.cert_file === '' || server.key_file === '')) {
     problems.push('server.cert_file: protocol https needs server.cert_file and server.key_file');
@@ -180,6 +181,50 @@ export function publicBaseUrl(config: Config, https: boolean): string {
   const wildcard = ['', '0.0.0.0', '::'].includes(addr.host);
   const host = wildcard ? 'localhost' : addr.host.includes(':') ? `[${addr.host}]` : addr.host;
   return `${https ? 'https' : 'http'}://${host}:${addr.port}`;
+}
+
+/** Allowed, but unsafe enough to warn about at start: `{key, msg}` per finding. */
+export function securityWarnings(config: Config): Array<{ key: string; msg: string }> {
+  const { redis_addr, redis_password } = config.dlm;
+  const urlPassword = /^rediss?:\/\/[^@/]*:[^@/]+@/.test(redis_addr);
+  if (isClusterMode(config) && redis_password === '' && !urlPassword) {
+    return [
+      {
+        key: 'dlm.redis_password',
+        msg:
+          'cluster mode with a Redis that has no password: whoever reaches Redis can list ' +
+          'themselves as a peer, take locks and reset rate limits; set dlm.redis_password',
+      },
+    ];
+  }
+  return [];
+}
+
+/**
+ * auth.admin_users names configured identities (the quickstart's generated
+ * key is api-user-0); debug.enabled needs at least one of them, since
+ * diagnostics answer admins only.
+ */
+function adminProblems(
+  config: Config,
+  ids: ReadonlyArray<{ user: string }>,
+  quickstart: boolean,
+): string[] {
+  const problems: string[] = [];
+  const known = new Set(ids.map((i) => i.user));
+  if (quickstart && ids.length === 0) known.add('api-user-0');
+  config.auth.admin_users.forEach((name, i) => {
+    if (!known.has(name)) {
+      // The value is not echoed: it might be a key pasted in the wrong place.
+      problems.push(
+        `auth.admin_users[${i}]: not a configured user (a name of auth.api_key_users, or api-user-N)`,
+      );
+    }
+  });
+  if (config.debug.enabled && config.auth.admin_users.length === 0) {
+    problems.push('debug.enabled: needs auth.admin_users (diagnostics answer admins only)');
+  }
+  return problems;
 }
 
 /** ":8443", "0.0.0.0:8443", "[::1]:8443" → host/port; null when malformed. */

@@ -72,6 +72,8 @@ export const configSchema = z.object({
       lock_ttl: durationMs.default(60_000),
       max_upload_size: sizeBytes.default(0),
       workers: int(0, 256).default(0),
+      // PEM file of the CA that signs peers' certificates (https between instances).
+      peer_ca_file: z.string().default(''),
     })
     .prefault({}),
   auth: z
@@ -80,6 +82,8 @@ export const configSchema = z.object({
       api_key_users: z.record(z.string(), z.coerce.string()).default({}),
       internal_proxy_secret: z.string().default(''),
       single_use_link_secret: z.string().default(''),
+      // Users (names from api_key_users, or api-user-N) allowed on /debug/*.
+      admin_users: stringList.default([]),
     })
     .prefault({}),
   log: z
@@ -94,6 +98,8 @@ export const configSchema = z.object({
       require_auth: bool.default(false),
     })
     .prefault({}),
+  // Diagnostics (/debug/*): off unless enabled, and then for auth.admin_users only.
+  debug: z.object({ enabled: bool.default(false) }).prefault({}),
   backend: z
     .object({
       default_backend: z.enum(['localfs', 's3', 'noop']).default('localfs'),

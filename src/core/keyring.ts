@@ -1,4 +1,4 @@
-import { INTERNAL_USER, type Identity } from './identity.js';
+import type { Identity } from './identity.js';
 
 /**
  * `presented === secret` in time that depends only on the secret's length:
@@ -17,29 +17,21 @@ function constantTimeEquals(presented: string, secret: string): boolean {
 /**
  * Resolves bearer keys to identities in constant time: the presented key is
  * compared with every configured key, without early exit, so timing tells
- * nothing about which key or how much of it matched.
+ * nothing about which key or how much of it matched. The internal secret is
+ * not a bearer key at all: peers sign their requests with it
+ * (cluster/identity-signature.ts).
  */
 export class KeyRing {
   private readonly users: ReadonlyArray<{ user: string; key: string }>;
-  private readonly internal: string | null;
 
-  constructor(users: Array<{ user: string; key: string }>, internalSecret: string) {
+  constructor(users: Array<{ user: string; key: string }>) {
     this.users = users.map(({ user, key }) => ({ user, key }));
-    this.internal = internalSecret === '' ? null : internalSecret;
   }
 
-  /** A user identity for a user key; null otherwise (the internal secret included). */
+  /** A user identity for a user key; null otherwise. */
   user(key: string): Identity | null {
     let found: string | null = null;
     for (const u of this.users) if (constantTimeEquals(key, u.key)) found = u.user;
     return found === null ? null : { user: found };
-  }
-
-  isInternal(key: string): boolean {
-    return this.internal !== null && constantTimeEquals(key, this.internal);
-  }
-
-  static internalIdentity(): Identity {
-    return { user: INTERNAL_USER };
   }
 }

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import type { Redis } from 'ioredis';
 import { InternalProxy } from '../backends/internalproxy.js';
@@ -83,6 +84,7 @@ export function buildClusterParts(opts: {
     secret: config.auth.internal_proxy_secret,
     urlOf: (id) => registry.urlOf(id),
     deadlines,
+    peerCa: config.server.peer_ca_file ? readFileSync(config.server.peer_ca_file) : undefined,
   });
   return {
     redis,

@@ -2,6 +2,7 @@ import cluster, { type Worker } from 'node:cluster';
 import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import type { LoadedConfig } from '../config/load.js';
+import { securityWarnings } from '../config/rules.js';
 import { KeyRing } from '../core/keyring.js';
 import { LocalLockManager } from '../core/local-locks.js';
 import type { Lock } from '../core/locks.js';
@@ -35,6 +36,7 @@ export async function runPrimary(
   const log = loggerFor(loaded).child({ role: 'primary' });
   for (const key of loaded.unknownKeys) log.warn({ key }, 'unknown config key ignored');
   for (const warning of loaded.warnings) log.warn(warning);
+  for (const w of securityWarnings(loaded.config)) log.warn({ key: w.key }, w.msg);
   // The workers register under the primary's start token: one instance, one registration.
   const startToken = randomUUID();
   let users: ReturnType<typeof resolveUsers>;
@@ -202,7 +204,7 @@ export async function runPrimary(
       : startMetricsListener({
           addr: metrics.listen_addr,
           render: async () => ({ contentType: gatherer.contentType, body: await mergedMetrics() }),
-          keys: metrics.require_auth ? new KeyRing(users, '') : null,
+          keys: metrics.require_auth ? new KeyRing(users) : null,
           log,
         });
 

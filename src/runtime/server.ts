@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import type http from 'node:http';
 import type Koa from 'koa';
 import type { LoadedConfig } from '../config/load.js';
-import { identities, parseListenAddr } from '../config/rules.js';
+import { identities, parseListenAddr, securityWarnings } from '../config/rules.js';
 import { redactDsn } from '../metadata/dsn.js';
 import { createLogger, type Logger } from '../observability/logger.js';
 import { collectDefaultMetrics, registry } from '../observability/metrics.js';
@@ -89,6 +89,7 @@ export async function serve(loaded: LoadedConfig, opts: ServeOptions): Promise<R
   if (opts.owner) {
     for (const key of loaded.unknownKeys) log.warn({ key }, 'unknown config key ignored');
     for (const warning of loaded.warnings) log.warn(warning);
+    for (const w of securityWarnings(config)) log.warn({ key: w.key }, w.msg);
   }
   const users = resolveUsers(loaded, log, opts.print);
   collectDefaultMetrics();

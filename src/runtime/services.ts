@@ -198,10 +198,7 @@ export async function buildServices({
     rl.auth_failures,
     log,
   );
-  const keys = new KeyRing(
-    users.length > 0 ? users : identities(config),
-    config.auth.internal_proxy_secret,
-  );
+  const keys = new KeyRing(users.length > 0 ? users : identities(config));
   const defaultBackend = backends.get(config.backend.default_backend) as Backend;
 
   return {
@@ -214,7 +211,9 @@ export async function buildServices({
       links,
       keys,
       internalSecret: config.auth.internal_proxy_secret,
+      instanceId,
       proxy: cluster?.proxy ?? null,
+      debug: { enabled: config.debug.enabled, admins: config.auth.admin_users },
       log,
       limiters,
       authFailures,

@@ -1,4 +1,4 @@
-import Router from '@koa/router';
+import type Router from '@koa/router';
 import Koa from 'koa';
 import type { Logger } from 'pino';
 import type { Engine } from '../core/engine.js';
@@ -14,26 +14,32 @@ import { rateLimit } from './middleware/rate-limit.js';
 import { requestId } from './middleware/request-id.js';
 import { securityHeaders } from './middleware/security-headers.js';
 import { directoryRoutes } from './routes/directories.js';
-import { FILES_PREFIX, fileRoutes, INTERNAL_FILES_PREFIX } from './routes/files.js';
+import { FILES_PREFIX, fileRoutes } from './routes/files.js';
 import type { InternalProxy } from '../backends/internalproxy.js';
+import { SignatureVerifier } from '../cluster/identity-signature.js';
 import { healthRoutes, type ReadinessCheck } from './routes/health.js';
 import { linkRoutes } from './routes/links.js';
-import { internalRoutes } from './routes/internal.js';
-import { debugRoutes, type DiagnosticVars } from './routes/debug.js';
+import { internalRouter } from './routes/internal.js';
+import { debugRouter, type DiagnosticVars } from './routes/debug.js';
 import { openApiDocument } from './openapi.js';
+import { newRouter } from './routing.js';
 
 export interface AppDeps {
   engine: Engine;
   links: LinkService;
   keys: KeyRing;
-  /** The internal proxy secret ('' on a single node). */
+  /** The internal proxy secret ('' on a single node): peers sign their requests with it. */
   internalSecret: string;
+  /** This instance's id: a peer's signature names the instance it is meant for. */
+  instanceId: string;
   /** Forwards requests for bytes held by a peer (cluster only). */
   proxy: InternalProxy | null;
   log: Logger;
   https: boolean;
   readiness: ReadinessCheck[];
   diagnostics: DiagnosticVars;
+  /** debug.enabled and auth.admin_users. */
+  debug: { enabled: boolean; admins: readonly string[] };
   limiters: { linkGenerate: RateLimiter; linkDownload: RateLimiter; fileOps: RateLimiter } | null;
   /** Logs failed authentications (once per window per address) and throttles them. */
   authFailures: AuthFailures;
@@ -58,7 +64,7 @@ export function routerOf(app: Koa<CallFSState>): Router<unknown, CallFSContext> 
  * (test/reliability/authz.test.ts checks each route has an auth rule).
  */
 export function buildRouter(deps: AppDeps): Router<unknown, CallFSContext> {
-  const router = new Router<unknown, CallFSContext>();
+  const router = newRouter();
   const byUser = (ctx: CallFSContext) => ctx.state.identity?.user ?? ctx.ip;
   const byIp = (ctx: CallFSContext) => ctx.ip;
   const fileOps = rateLimit(deps.limiters?.fileOps ?? null, byUser);
@@ -70,18 +76,18 @@ export function buildRouter(deps: AppDeps): Router<unknown, CallFSContext> {
     ctx.body = openapi;
   });
   router.use(['/v1/files', '/v1/directories'], fileOps);
-  fileRoutes(router, deps.engine, { prefix: FILES_PREFIX, proxy: deps.proxy });
-  if (deps.internalSecret !== '') {
-    // What peers proxy here: served locally, never passed on again.
-    fileRoutes(router, deps.engine, { prefix: INTERNAL_FILES_PREFIX, proxy: null });
-    internalRoutes(router, deps.engine);
-  }
+  fileRoutes(router, deps.engine, { prefix: FILES_PREFIX, proxy: deps.proxy, internal: false });
+  if (deps.internalSecret !== '') router.use(internalRouter(deps.engine).routes());
   directoryRoutes(router, deps.engine);
   linkRoutes(router, deps.links, {
     generate: [rateLimit(deps.limiters?.linkGenerate ?? null, byUser)],
     download: [rateLimit(deps.limiters?.linkDownload ?? null, byIp)],
   });
-  debugRoutes(router, deps.diagnostics);
+  const debug = debugRouter(deps.diagnostics, {
+    enabled: deps.debug.enabled,
+    admins: new Set(deps.debug.admins),
+  });
+  router.use(debug.routes());
   const render = deps.metrics.render;
   if (render) {
     router.get('/metrics', async (ctx) => {
@@ -104,7 +110,14 @@ export function createApp(deps: AppDeps): Koa<CallFSState> {
   app.use(accessLog());
   app.use(errorMapper());
   app.use(authFailureGuard(deps.authFailures));
-  app.use(authGate(deps.keys, deps.metrics.requireAuth, deps.internalSecret));
+  app.use(
+    authGate(
+      deps.keys,
+      new SignatureVerifier(deps.internalSecret, deps.instanceId),
+      new Set(deps.debug.admins),
+      { metricsNeedAuth: deps.metrics.requireAuth, debugEnabled: deps.debug.enabled },
+    ),
+  );
   app.use(router.routes());
   app.use(router.allowedMethods({ throw: true }));
   routers.set(app, router);

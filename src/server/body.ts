@@ -72,3 +72,18 @@ function readCapped(req: Readable, max: number): Promise<Buffer> {
 
 const tooLarge = () =>
   new CallFSError('PAYLOAD_TOO_LARGE', `JSON body larger than ${MAX_JSON_BYTES} bytes`);
+
+/**
+ * Requests that take no body (a directory create) refuse one rather than
+ * drop it unread: 400, and the connection closes so the unread rest is not
+ * parsed as the next request.
+ */
+export function refuseBody(ctx: CallFSContext, what: string): void {
+  const length = ctx.get('Content-Length');
+  const chunked = ctx.get('Transfer-Encoding') !== '';
+  if (chunked || (length !== '' && Number(length) !== 0)) {
+    throw new CallFSError('INVALID_REQUEST', `${what} takes no request body`, {
+      headers: { Connection: 'close' },
+    });
+  }
+}

@@ -99,6 +99,9 @@ const entryResponse = (description: string): Obj => ({
 });
 
 const secured = { security: [{ bearerAuth: [] }] };
+const ADMIN_ONLY =
+  'Off unless debug.enabled (404 for everyone); then for users of auth.admin_users only ' +
+  '(403 for other users). Rate-limited per worker (429).';
 const open = { security: [] };
 
 function filesPath(): Obj {
@@ -336,7 +339,11 @@ export function openApiDocument(): Obj {
           ...secured,
           operationId: 'debugVars',
           summary: 'Diagnostics: pools, cache, locks, workers, peers, memory',
-          responses: { '200': json({ type: 'object' }, 'Variables'), ...errorResponses([401]) },
+          description: ADMIN_ONLY,
+          responses: {
+            '200': json({ type: 'object' }, 'Variables'),
+            ...errorResponses([401, 403, 404, 429]),
+          },
         },
       },
       '/debug/pprof/heap': {
@@ -344,9 +351,10 @@ export function openApiDocument(): Obj {
           ...secured,
           operationId: 'debugHeap',
           summary: 'V8 heap snapshot of the serving worker',
+          description: ADMIN_ONLY,
           responses: {
             '200': json({ type: 'object' }, 'Heap snapshot'),
-            ...errorResponses([401, 503]),
+            ...errorResponses([401, 403, 404, 429, 503]),
           },
         },
       },
@@ -355,6 +363,7 @@ export function openApiDocument(): Obj {
           ...secured,
           operationId: 'debugProfile',
           summary: 'CPU profile (.cpuprofile) over N seconds',
+          description: ADMIN_ONLY,
           parameters: [
             {
               name: 'seconds',
@@ -365,7 +374,7 @@ export function openApiDocument(): Obj {
           ],
           responses: {
             '200': json({ type: 'object' }, 'CPU profile'),
-            ...errorResponses([400, 401, 503]),
+            ...errorResponses([400, 401, 403, 404, 429, 503]),
           },
         },
       },

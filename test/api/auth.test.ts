@@ -3,7 +3,15 @@
  * and the error contract on routes that are not files.
  */
 import { describe, expect, it } from 'vitest';
-import { KEYS, STORES, expectError, expectRawError, uniq, useServer } from '../helpers/api.js';
+import {
+  KEYS,
+  STORES,
+  expectError,
+  expectRawError,
+  peerHeaders,
+  uniq,
+  useServer,
+} from '../helpers/api.js';
 
 const SECURITY_HEADERS: Record<string, string | RegExp> = {
   'x-content-type-options': 'nosniff',
@@ -113,7 +121,7 @@ describe.each(STORES)('auth and headers (%s)', (store) => {
   });
 
   describe('/v1/internal/*', () => {
-    it('no key 401, a user key 403, the internal secret passes auth', async () => {
+    it('no key 401, a user key 403, the raw internal secret 401, a signed peer request passes auth', async () => {
       const routes: Array<[string, string]> = [
         ['/v1/internal/anything', 'ROUTE_NOT_FOUND'],
         ['/v1/internal/files/nothing-here.txt', 'FILE_NOT_FOUND'],
@@ -132,8 +140,73 @@ describe.each(STORES)('auth and headers (%s)', (store) => {
           'PERMISSION_DENIED',
         );
         await expectError(await api.req('POST', path, { key: KEYS.bob }), 403, 'PERMISSION_DENIED');
-        await expectError(await api.req('GET', path, { key: KEYS.internal }), 404, notFound);
+        // The secret is no bearer token: peers sign each request with it instead.
+        await expectError(
+          await api.req('GET', path, { key: KEYS.internal }),
+          401,
+          'AUTHENTICATION_FAILED',
+        );
+        await expectError(
+          await api.req('GET', path, { key: null, headers: peerHeaders('GET', path) }),
+          404,
+          notFound,
+        );
       }
+    });
+
+    it('a signed request is good once, for its own method, path, time and instance', async () => {
+      const path = `${uniq('peer')}.txt`;
+      await api.create(path, 'peer bytes');
+      const url = `/v1/internal/files${path}`;
+      const get = (headers: Record<string, string>, at = url) =>
+        api.req('GET', at, { key: null, headers });
+
+      const signed = peerHeaders('GET', url);
+      const first = await get(signed);
+      expect([first.status, await first.text()]).toEqual([200, 'peer bytes']);
+      // Captured and replayed: refused.
+      await expectError(await get(signed), 401, 'AUTHENTICATION_FAILED');
+      // Signed for path A, sent to path B (and for GET, sent as DELETE).
+      await expectError(
+        await get(peerHeaders('GET', url), `/v1/internal/files${path}.other`),
+        401,
+        'AUTHENTICATION_FAILED',
+      );
+      await expectError(
+        await api.req('DELETE', url, { key: null, headers: peerHeaders('GET', url) }),
+        401,
+        'AUTHENTICATION_FAILED',
+      );
+      // The query is signed too.
+      await expectError(
+        await get(peerHeaders('GET', url), `${url}?x=1`),
+        401,
+        'AUTHENTICATION_FAILED',
+      );
+      // Expired (and too far in the future): outside the 60 s window.
+      for (const skew of [-61_000, 61_000]) {
+        await expectError(
+          await get(peerHeaders('GET', url, { now: Date.now() + skew })),
+          401,
+          'AUTHENTICATION_FAILED',
+        );
+      }
+      // Meant for another instance.
+      await expectError(
+        await get(peerHeaders('GET', url, { instance: 'another-instance' })),
+        401,
+        'AUTHENTICATION_FAILED',
+      );
+      // Altered identity: the user is signed.
+      await expectError(
+        await get({ ...peerHeaders('GET', url, { user: 'bob' }), 'x-callfs-user': 'alice' }),
+        401,
+        'AUTHENTICATION_FAILED',
+      );
+      // A fresh signature still works, and the file is intact.
+      const again = await get(peerHeaders('GET', url));
+      expect([again.status, await again.text()]).toEqual([200, 'peer bytes']);
+      expect((await api.read(path)).bytes.toString()).toBe('peer bytes');
     });
   });
 

@@ -11,6 +11,9 @@ import {
   KEYS,
   STORES,
   expectError,
+  expectRawError,
+  parseRawResponse,
+  rawSocket,
   sha256,
   uniq,
   useServer,
@@ -317,6 +320,35 @@ describe.each(STORES)('files API (%s)', (store) => {
       expect(again.status).toBe(200);
       expect(await again.json()).toMatchObject(dirEntry(`${dir}/newdir`));
       expect(await api.storedIsDir(`${dir}/newdir`)).toBe(true);
+    });
+
+    it('p/ with a body (Content-Length or chunked) is 400 INVALID_REQUEST and creates nothing', async () => {
+      const dir = uniq('dirbody');
+      expectRawError(
+        await api.raw({ method: 'POST', path: `/v1/files${dir}/sized/`, body: 'lost bytes' }),
+        400,
+        'INVALID_REQUEST',
+      );
+      const chunked = parseRawResponse(
+        await rawSocket(
+          api.port,
+          `POST /v1/files${dir}/chunked/ HTTP/1.1\r\nHost: x\r\n` +
+            `Authorization: Bearer ${KEYS.alice}\r\nTransfer-Encoding: chunked\r\n\r\n` +
+            'a\r\nlost bytes\r\n0\r\n\r\n',
+        ),
+      );
+      expect(chunked.status).toBe(400);
+      expect(JSON.parse(chunked.body)).toMatchObject({ code: 'INVALID_REQUEST' });
+      // Nothing stored: neither directory, nor the parent a create would have made.
+      for (const p of [`${dir}/sized`, `${dir}/chunked`, dir]) {
+        expect((await api.file('HEAD', p)).status, p).toBe(404);
+        expect(await api.storedExists(p), p).toBe(false);
+      }
+      // No body, or an empty one: still a directory create, 201 then 200.
+      const empty = await api.raw({ method: 'POST', path: `/v1/files${dir}/d/`, body: '' });
+      expect([empty.status, empty.headers['x-callfs-type']]).toEqual([201, 'directory']);
+      expect((await api.raw({ method: 'POST', path: `/v1/files${dir}/d/` })).status).toBe(200);
+      expect((await api.file('POST', `${dir}/d/`)).status).toBe(200);
     });
 
     it('p/ over an existing file: 409, file untouched', async () => {

@@ -12,6 +12,7 @@ import { Readable } from 'node:stream';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, inject } from 'vitest';
 import { KEYS, startCallFS, type CallFSProcess, type StartOptions } from './callfs.js';
+import { signRequest } from '../../src/cluster/identity-signature.js';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { createBucket, listKeys, s3Client } from './s3.js';
 import { createDatabase } from './services.js';
@@ -49,6 +50,25 @@ export async function s3BackendConfig(asDefault = true): Promise<Record<string, 
 
 /** Configured on every test server so X-CallFS-Instance-ID is known exactly. */
 export const INSTANCE_ID = 'api-test-instance';
+
+/**
+ * The headers a peer instance sends with a request: `method path` (path and
+ * query exactly as sent) signed with the test servers' internal secret, for
+ * `instance`, acting as `user` (internal-proxy: the instance itself).
+ */
+export function peerHeaders(
+  method: string,
+  path: string,
+  opts: { user?: string; instance?: string; now?: number; nonce?: string } = {},
+): Record<string, string> {
+  const req = {
+    method,
+    path,
+    user: opts.user ?? 'internal-proxy',
+    target: opts.instance ?? INSTANCE_ID,
+  };
+  return signRequest(KEYS.internal, req, opts.now, opts.nonce);
+}
 
 export const sha256 = (data: string | Uint8Array): string =>
   createHash('sha256').update(data).digest('hex');

@@ -58,7 +58,7 @@ export class ClusterNode extends Api {
     return (await this.metrics()).get(seriesKey(name, labels)) ?? 0;
   }
 
-  /** GET /debug/vars (auth). */
+  /** GET /debug/vars (as alice, the cluster's admin). */
   async debugVars(): Promise<
     { peers: Array<{ instance_id: string; url: string }> } & Record<string, unknown>
   > {
@@ -152,6 +152,9 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
         config: deepMerge(
           {
             server: { external_url: `http://127.0.0.1:${links?.peer.port ?? port}` },
+            // Peer lists are read from /debug/vars: diagnostics on, alice their admin.
+            debug: { enabled: true },
+            auth: { admin_users: ['alice'] },
             dlm: {
               type: 'redis',
               redis_addr: links ? `127.0.0.1:${links.redis.port}` : redisAddr,

@@ -1,11 +1,38 @@
 /**
- * Diagnostics behind auth (SPEC §6) on a PostgreSQL-backed 2-worker
- * instance: /debug/vars, a CPU profile and a V8 heap snapshot.
+ * Diagnostics (SPEC §3, §6) on a PostgreSQL-backed 2-worker instance:
+ * /debug/vars, a CPU profile and a V8 heap snapshot, for the admin (alice)
+ * only, rate-limited; and off (404 for everyone) unless configured.
  */
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { KEYS, startCallFS, type CallFSProcess } from '../helpers/callfs.js';
 import { call, varsPerWorker, waitWorkers } from '../helpers/obs.js';
 import { createDatabase } from '../helpers/services.js';
+import { DEBUG_HEAVY_BUCKET } from '../../src/server/routes/debug.js';
+
+const ROUTES = ['/debug/vars', '/debug/pprof/heap', '/debug/pprof/profile?seconds=1'];
+
+describe('diagnostics switched off (the default)', () => {
+  let off: CallFSProcess;
+  beforeAll(async () => {
+    off = await startCallFS();
+  });
+  afterAll(async () => {
+    await off?.stop();
+  });
+
+  it('every /debug route is 404 ROUTE_NOT_FOUND, with or without a key', async () => {
+    for (const path of ROUTES) {
+      for (const key of [null, KEYS.alice, KEYS.bob, KEYS.internal]) {
+        const res = await call(off.url, 'GET', path, { key });
+        expect([path, res.status, JSON.parse(res.text).code]).toEqual([
+          path,
+          404,
+          'ROUTE_NOT_FOUND',
+        ]);
+      }
+    }
+  });
+});
 
 describe('diagnostics', () => {
   let srv: CallFSProcess;
@@ -15,7 +42,11 @@ describe('diagnostics', () => {
     const dsn = await createDatabase(inject('pgDsn'));
     srv = await startCallFS({
       store: { type: 'postgres', dsn },
-      config: { server: { workers: 2 } },
+      config: {
+        server: { workers: 2 },
+        debug: { enabled: true },
+        auth: { admin_users: ['alice'] },
+      },
     });
     workerPids = await waitWorkers(srv, 2);
   });
@@ -24,8 +55,8 @@ describe('diagnostics', () => {
     await srv?.stop();
   });
 
-  it('needs a user key for every /debug route', async () => {
-    for (const path of ['/debug/vars', '/debug/pprof/heap', '/debug/pprof/profile?seconds=1']) {
+  it('answers only the admin: no key or the internal secret 401, a user who is no admin 403', async () => {
+    for (const path of ROUTES) {
       const res = await call(srv.url, 'GET', path, { key: null });
       expect([path, res.status, JSON.parse(res.text).code]).toEqual([
         path,
@@ -33,6 +64,12 @@ describe('diagnostics', () => {
         'AUTHENTICATION_FAILED',
       ]);
       expect((await call(srv.url, 'GET', path, { key: KEYS.internal })).status).toBe(401);
+      const bob = await call(srv.url, 'GET', path, { key: KEYS.bob });
+      expect([path, bob.status, JSON.parse(bob.text).code]).toEqual([
+        path,
+        403,
+        'PERMISSION_DENIED',
+      ]);
     }
   });
 
@@ -105,5 +142,25 @@ describe('diagnostics', () => {
     }
     await reader.cancel();
     expect(head.startsWith('{"snapshot":')).toBe(true);
+  });
+
+  it('heavy diagnostics are rate-limited per worker: 429 RATE_LIMITED with Retry-After', async () => {
+    // 8 profiles at once, spread over both workers: each worker starts one (the
+    // others are 503, busy) and its bucket lets DEBUG_HEAVY_BUCKET.burst through.
+    const n = 8;
+    const replies = await Promise.all(
+      Array.from({ length: n }, () =>
+        call(srv.url, 'GET', '/debug/pprof/profile?seconds=1', { fresh: true }),
+      ),
+    );
+    const statuses = replies.map((r) => r.status);
+    expect(statuses.filter((s) => ![200, 503, 429].includes(s))).toEqual([]);
+    expect(statuses.filter((s) => s === 200).length).toBeLessThanOrEqual(2);
+    const limited = replies.filter((r) => r.status === 429);
+    expect(limited.length).toBeGreaterThanOrEqual(n - 2 * DEBUG_HEAVY_BUCKET.burst);
+    for (const r of limited) {
+      expect(JSON.parse(r.text)).toMatchObject({ code: 'RATE_LIMITED' });
+      expect(Number(r.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+    }
   });
 });

@@ -6,7 +6,10 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCallFS, type CallFSProcess } from '../helpers/callfs.js';
-import { call, waitFor, waitWorkers } from '../helpers/obs.js';
+import { sleep } from '../helpers/api.js';
+import { call, scrape, waitFor, waitWorkers } from '../helpers/obs.js';
+import { value } from '../helpers/prom.js';
+import { READY_CACHE_MS } from '../../src/server/routes/health.js';
 import { createDatabase, startPostgres, type PostgresHandle } from '../helpers/services.js';
 
 interface Ready {
@@ -61,8 +64,29 @@ describe('health and readiness', () => {
     }
   });
 
+  it('checks its dependencies at most once a second per worker, however often it is asked', async () => {
+    const pings = async () =>
+      value(await scrape(lite.url), 'callfs_metadata_db_queries_total', { operation: 'ping' });
+    const before = await pings();
+    const started = performance.now();
+    const answers = await Promise.all(
+      Array.from({ length: 200 }, async (_, i) => {
+        // Some at once, some spread over ~2.5 s.
+        await sleep((i % 50) * 50);
+        return (await ready(lite.url)).status;
+      }),
+    );
+    const seconds = (performance.now() - started) / 1000;
+    expect(answers.every((s) => s === 200)).toBe(true);
+    const checks = (await pings()) - before;
+    expect(checks).toBeGreaterThanOrEqual(1);
+    expect(checks).toBeLessThanOrEqual(Math.ceil(seconds) + 1);
+  });
+
   it('is not ready while PostgreSQL is down (naming it), yet alive; ready again once it is back', async () => {
     await pg.down();
+    // Answers are reused for a second: past that, every one comes from a check made while down.
+    await sleep(READY_CACHE_MS + 100);
     try {
       for (let i = 0; i < 4; i++) {
         const r = await ready(srv.url);
@@ -86,6 +110,8 @@ describe('health and readiness', () => {
       async () => ((await ready(srv.url)).status === 200 ? true : undefined),
       15_000,
     );
+    // Either worker may still hold a failed check's answer for up to a second.
+    await sleep(READY_CACHE_MS + 100);
     for (let i = 0; i < 4; i++) expect((await ready(srv.url)).status).toBe(200);
     expect(srv.proc.pid).toBe(pid);
     expect(srv.proc.exitCode).toBeNull();

@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KEYS, startCallFS, type CallFSProcess } from '../helpers/callfs.js';
-import { call, records, runExpectingExit, waitFor } from '../helpers/obs.js';
+import { call, records, runExpectingExit, sha256, waitFor } from '../helpers/obs.js';
 
 const LINK_SECRET = 'link-secret-0123456789abcdef'; // the helper's default
 const PG_PASSWORD = 's3cretpw';
@@ -159,12 +159,50 @@ describe('logs', () => {
     expect(typeof err?.error).toBe('string');
   });
 
+  it('never writes a download token: GET, HEAD and refused variants of a link log it redacted', async () => {
+    for (const srv of [json, consoleSrv]) {
+      const put = await call(srv.url, 'PUT', '/v1/files/logs/link.txt', { body: 'linked' });
+      expect(put.status).toBeLessThan(300);
+      const gen = await call(srv.url, 'POST', '/v1/links/generate', {
+        body: JSON.stringify({ path: '/logs/link.txt', expiry_seconds: 60 }),
+        headers: { 'Content-Type': 'application/json' },
+      });
+      expect(gen.status).toBe(201);
+      const { token } = JSON.parse(gen.text) as { token: string };
+      const statuses: number[] = [];
+      for (const [method, path] of [
+        ['HEAD', `/download/${token}`],
+        ['GET', `/download/${token}`],
+        ['GET', `/download/${token}`],
+        ['GET', `/DOWNLOAD/${token}`],
+        ['GET', `//download/${token}`],
+        ['GET', `/download/${token}/`],
+      ] as const) {
+        statuses.push((await call(srv.url, method, path, { key: null })).status);
+      }
+      // HEAD refused, GET served once, then used; the variants are no route (or need a key).
+      expect(statuses).toEqual([405, 200, 410, 401, 401, 404]);
+      const last = await call(srv.url, 'GET', '/health', { key: null });
+      const id = last.headers.get('x-request-id') as string;
+      await waitFor('the last access line', () =>
+        srv.logs.some((l) => l.includes(id) && l.includes('HTTP request')) ? true : undefined,
+      );
+      const all = srv.logs.join('\n');
+      expect(all.split(token).length - 1, 'lines carrying the token').toBe(0);
+      // Not even the token's random id (its first part).
+      expect(all).not.toContain(token.split('.')[0]);
+      const redacted = `/download/[sha256:${sha256(token).slice(0, 8)}]`;
+      expect(srv.logs.filter((l) => l.includes(redacted)).length).toBe(3);
+    }
+  });
+
   it('never writes a secret to any log', async () => {
     // Use every key: both users, the internal secret, and the link secret (a link round trip).
     expect((await call(json.url, 'GET', '/v1/files/', { key: KEYS.bob })).status).toBe(200);
+    // Peers sign with the internal secret; as a bearer key it is refused (and not logged).
     expect(
       (await call(json.url, 'GET', '/v1/internal/nothing', { key: KEYS.internal })).status,
-    ).toBe(404);
+    ).toBe(401);
     const gen = await call(json.url, 'POST', '/v1/links/generate', {
       body: JSON.stringify({ path: '/logs/put.txt', expiry_seconds: 60 }),
       headers: { 'Content-Type': 'application/json' },

@@ -53,7 +53,13 @@ describe('metrics of a 2-worker instance (merged by the primary)', () => {
     // No content cache: which worker serves a GET first (a backend open) and
     // which from memory would make the backend counts depend on scheduling.
     srv = await startCallFS({
-      config: { server: { workers: 2 }, cache: { content_max_bytes: 0 } },
+      config: {
+        server: { workers: 2 },
+        cache: { content_max_bytes: 0 },
+        // /debug/vars per worker (alice is the admin).
+        debug: { enabled: true },
+        auth: { admin_users: ['alice'] },
+      },
     });
     await waitWorkers(srv, 2);
     await waitFor('both workers listening', () =>

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, fromEnv, loadConfig } from '../../src/config/load.js';
-import { identities, publicBaseUrl } from '../../src/config/rules.js';
+import { identities, publicBaseUrl, securityWarnings } from '../../src/config/rules.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'callfs-config-'));
 let n = 0;
@@ -232,6 +232,43 @@ describe('loadConfig', () => {
         loadConfig({ file: file(`auth: {api_keys: ["${KEY}"]}\n`), env: {} }).warnings,
       ).toEqual([]);
     });
+  });
+
+  it('auth.admin_users names configured users; debug.enabled needs one; off by default', () => {
+    expect(loadConfig({ env: {} }).config.debug.enabled).toBe(false);
+    const users = `api_key_users: {alice: "${KEY}a"}, api_keys: ["${KEY}b"]`;
+    expect(
+      problems(`auth: {${users}, admin_users: [alice, api-user-0]}\ndebug: {enabled: true}\n`),
+    ).toEqual([]);
+    // A name that is no user (perhaps a key pasted in the wrong place) is named by index only.
+    expect(problems(`auth: {${users}, admin_users: [alice, "${KEY}c"]}\n`)).toEqual([
+      'auth.admin_users[1]: not a configured user (a name of auth.api_key_users, or api-user-N)',
+    ]);
+    expect(problems(`auth: {${users}}\ndebug: {enabled: true}\n`)).toEqual([
+      'debug.enabled: needs auth.admin_users (diagnostics answer admins only)',
+    ]);
+    // The quickstart's generated key is api-user-0.
+    expect(
+      loadConfig({ env: { CALLFS_AUTH__ADMIN_USERS: 'api-user-0' } }).config.auth.admin_users,
+    ).toEqual(['api-user-0']);
+  });
+
+  it('warns about a cluster whose Redis has no password, and only then', () => {
+    const cluster = (dlm: string) =>
+      securityWarnings(
+        loadConfig({
+          file: file(
+            `auth: {api_keys: ["${KEY}"], internal_proxy_secret: "${KEY}i", single_use_link_secret: "${KEY}l"}\n` +
+              `metadata_store: {type: postgres, dsn: "postgres://x/y"}\ndlm: {type: redis, ${dlm}}\n`,
+          ),
+          env: {},
+        }).config,
+      ).map((w) => w.key);
+    expect(cluster('redis_addr: "r:6379"')).toEqual(['dlm.redis_password']);
+    expect(cluster('redis_addr: "redis://r:6379"')).toEqual(['dlm.redis_password']);
+    expect(cluster('redis_addr: "r:6379", redis_password: pw')).toEqual([]);
+    expect(cluster('redis_addr: "rediss://:pw@r:6379"')).toEqual([]);
+    expect(securityWarnings(loadConfig({ env: {} }).config)).toEqual([]);
   });
 
   it('duplicate YAML keys are an error', () => {

@@ -1,13 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { KeyRing } from '../../src/core/keyring.js';
 
-const ring = new KeyRing(
-  [
-    { user: 'alice', key: 'alice-key-0123456789' },
-    { user: 'bob', key: 'bob-key-0123456789ab' },
-  ],
-  'internal-secret-0123456789',
-);
+const ring = new KeyRing([
+  { user: 'alice', key: 'alice-key-0123456789' },
+  { user: 'bob', key: 'bob-key-0123456789ab' },
+]);
 
 describe('KeyRing', () => {
   it('resolves each configured key to its user', () => {
@@ -21,15 +18,7 @@ describe('KeyRing', () => {
     ['one character longer', 'alice-key-01234567890'],
     ['the key repeated', 'alice-key-0123456789alice-key-0123456789'],
     ['one character off', 'alice-key-0123456788'],
-    ['the internal secret', 'internal-secret-0123456789'],
   ])('refuses %s', (_what, key) => {
     expect(ring.user(key)).toBeNull();
-  });
-
-  it('knows the internal secret, and only it', () => {
-    expect(ring.isInternal('internal-secret-0123456789')).toBe(true);
-    expect(ring.isInternal('internal-secret-012345678')).toBe(false);
-    expect(ring.isInternal('alice-key-0123456789')).toBe(false);
-    expect(new KeyRing([], '').isInternal('')).toBe(false);
   });
 });

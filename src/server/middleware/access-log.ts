@@ -1,7 +1,23 @@
+import { createHash } from 'node:crypto';
 import type { Next } from 'koa';
 import { errorsTotal, httpDuration, httpRequests } from '../../observability/metrics.js';
 import type { CallFSContext } from '../context.js';
 import { routeLabel } from '../route-label.js';
+import { looseForm } from './auth-gate.js';
+
+/**
+ * The path as logged. A download link's token is a bearer credential (a
+ * refused or mistyped request would otherwise leave a working token in the
+ * log): anything a lenient reading puts under /download/ is logged as
+ * `/download/[sha256:<first 8 hex of SHA-256(token)>]`, enough to tell two
+ * links apart and useless to redeem one.
+ */
+export function loggedPath(path: string): string {
+  if (!looseForm(path).startsWith('/download/')) return path;
+  const token = path.startsWith('/download/') ? path.slice('/download/'.length) : path;
+  const digest = createHash('sha256').update(token).digest('hex').slice(0, 8);
+  return `/download/[sha256:${digest}]`;
+}
 
 /**
  * One "HTTP request" log line and the HTTP metrics per request, recorded when
@@ -27,7 +43,7 @@ export function accessLog() {
       ctx.state.log.info(
         {
           method: ctx.method,
-          path: ctx.path,
+          path: loggedPath(ctx.path),
           status,
           duration,
           user_agent: userAgent,

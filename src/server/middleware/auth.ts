@@ -1,7 +1,7 @@
 import type { Next } from 'koa';
 import { CallFSError } from '../../core/errors.js';
-import { IDENTITY_HEADER, verifyIdentity } from '../../cluster/identity-signature.js';
-import { KeyRing } from '../../core/keyring.js';
+import type { SignatureVerifier } from '../../cluster/identity-signature.js';
+import type { KeyRing } from '../../core/keyring.js';
 import type { CallFSContext } from '../context.js';
 
 const BEARER = /^Bearer ([\x21-\x7e]{1,512})$/;
@@ -34,34 +34,47 @@ export function requireUser(keys: KeyRing) {
     const identity = keys.user(bearer(ctx));
     if (!identity) fail(ctx, 'invalid API key');
     ctx.state.identity = identity;
+    ctx.state.caller = 'user';
     await next();
   };
 }
 
+/** Refuses (403) anyone but a user of auth.admin_users. */
+export function assertAdmin(ctx: CallFSContext, admins: ReadonlySet<string>): void {
+  const who = ctx.state.identity;
+  if (ctx.state.caller !== 'user' || !who || !admins.has(who.user)) {
+    throw new CallFSError('PERMISSION_DENIED', 'diagnostics answer admin users only');
+  }
+}
+
+/** /debug/*: a user key, of an admin. */
+export function requireAdmin(keys: KeyRing, admins: ReadonlySet<string>) {
+  const user = requireUser(keys);
+  return (ctx: CallFSContext, next: Next) =>
+    user(ctx, () => {
+      assertAdmin(ctx, admins);
+      return next();
+    });
+}
+
 /**
- * /v1/internal/*: checked for the whole prefix before routing. No key 401, a
- * user key 403. A proxied request acts as the user its signed identity
- * header names (owner rules apply to them); without one, as internal-proxy.
+ * /v1/internal/*: checked for the whole prefix before routing. Only a request
+ * a peer signed passes (no bearer secret, not even the internal one: 401); a
+ * user key is a known caller in the wrong place (403). A peer's request acts
+ * as the user it names (owner rules apply to them), internal-proxy included.
  */
-export function requireInternal(keys: KeyRing, secret: string) {
+export function requireInternal(keys: KeyRing, verifier: SignatureVerifier) {
   return async (ctx: CallFSContext, next: Next) => {
-    const key = bearer(ctx);
-    if (!keys.isInternal(key)) {
-      if (keys.user(key)) {
-        throw new CallFSError(
-          'PERMISSION_DENIED',
-          'internal endpoints accept only the internal secret',
-        );
+    const verdict = verifier.verify(ctx.req.headers, ctx.method, ctx.url);
+    if (!verdict.ok) {
+      const m = BEARER.exec(ctx.get('Authorization'));
+      if (m && keys.user(m[1] as string)) {
+        throw new CallFSError('PERMISSION_DENIED', 'internal endpoints answer only peer instances');
       }
-      fail(ctx, 'invalid internal secret');
+      fail(ctx, verdict.reason);
     }
-    if (ctx.get(IDENTITY_HEADER) === '') {
-      ctx.state.identity = KeyRing.internalIdentity();
-    } else {
-      const user = verifyIdentity(secret, ctx.req.headers, ctx.method, ctx.url);
-      if (user === null) fail(ctx, 'invalid signed identity');
-      ctx.state.identity = { user };
-    }
+    ctx.state.identity = { user: verdict.user };
+    ctx.state.caller = 'internal';
     await next();
   };
 }

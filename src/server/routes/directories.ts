@@ -4,6 +4,7 @@ import type { Engine } from '../../core/engine.js';
 import { errors } from '../../core/errors.js';
 import { parseNamespacePath } from '../../core/paths.js';
 import type { CallFSContext } from '../context.js';
+import { DIRECTORY_SLASH } from '../routing.js';
 import { entryJson, setEntryHeaders } from '../present.js';
 
 export const DIRECTORIES_PREFIX = '/v1/directories';
@@ -28,7 +29,12 @@ function decodeCursor(cursor: string): string {
 }
 
 export function directoryRoutes(router: Router<unknown, CallFSContext>, engine: Engine): void {
-  router.get(`${DIRECTORIES_PREFIX}{/*rest}`, async (ctx) => {
+  // `/v1/directories/` (the root) is a path of its own on the strict router.
+  router.register(`${DIRECTORIES_PREFIX}{/*rest}`, ['GET'], listing(engine), DIRECTORY_SLASH);
+}
+
+function listing(engine: Engine) {
+  return async (ctx: CallFSContext) => {
     const { path } = parseNamespacePath(ctx.path.slice(DIRECTORIES_PREFIX.length) || '/');
     const q = query.safeParse(ctx.query);
     if (!q.success) {
@@ -54,5 +60,5 @@ export function directoryRoutes(router: Router<unknown, CallFSContext>, engine: 
       items: result.items.map(entryJson),
       next_cursor: result.nextCursor === null ? null : encodeCursor(result.nextCursor),
     };
-  });
+  };
 }

@@ -7,8 +7,9 @@ import { Engine } from '../../core/engine.js';
 import { CallFSError, errors } from '../../core/errors.js';
 import { normalise, parseNamespacePath, type NamespacePath } from '../../core/paths.js';
 import type { Entry } from '../../metadata/types.js';
-import { readJson } from '../body.js';
-import { identityOf, type CallFSContext } from '../context.js';
+import { readJson, refuseBody } from '../body.js';
+import { assertInternalCaller, identityOf, type CallFSContext } from '../context.js';
+import { DIRECTORY_SLASH } from '../routing.js';
 import { entryJson, setEntryHeaders } from '../present.js';
 import type { InternalProxy } from '../../backends/internalproxy.js';
 import type { ByteRange } from '../../backends/types.js';
@@ -190,49 +191,69 @@ function uploadChecks(ctx: CallFSContext): { sha256?: string; md5?: string } {
   return { sha256: sha || undefined, md5: md5 || undefined };
 }
 
+/**
+ * The files API under `prefix` (relative to the router's own prefix). On the
+ * internal router (`internal`), every handler checks that a peer signed the
+ * request, whatever the middleware before it did.
+ */
 export function fileRoutes(
   router: Router<unknown, CallFSContext>,
   engine: Engine,
-  opts: { prefix: string; proxy: InternalProxy | null },
+  opts: { prefix: string; proxy: InternalProxy | null; internal: boolean },
 ): void {
   const any = `${opts.prefix}{/*rest}`;
-  const route = (handler: Handler) => owned(engine, opts.proxy, handler);
+  const guarded = (handler: Handler): Handler =>
+    opts.internal
+      ? (ctx) => {
+          assertInternalCaller(ctx);
+          return handler(ctx);
+        }
+      : handler;
+  const route = (handler: Handler) => guarded(owned(engine, opts.proxy, handler));
+  // `p/` names a directory, so the root's `/v1/files/` is a path of its own even on a strict router.
+  const on = (method: string, handler: Handler) =>
+    router.register(any, [method], handler, DIRECTORY_SLASH);
 
   // HEAD first: @koa/router also answers HEAD with a GET route, which would open the file.
-  router.head(
-    any,
+  on(
+    'HEAD',
     route((ctx) => read(engine, ctx, true)),
   );
-  router.get(
-    any,
+  on(
+    'GET',
     route((ctx) => read(engine, ctx, false)),
   );
 
-  router.post(any, async (ctx) => {
-    const p = filesPath(ctx);
-    const who = identityOf(ctx);
-    if (p.directory) {
-      const { entry, created } = await engine.createDirectory(p.path, who);
-      ctx.status = created ? 201 : 200;
+  on(
+    'POST',
+    guarded(async (ctx) => {
+      const p = filesPath(ctx);
+      const who = identityOf(ctx);
+      if (p.directory) {
+        // A body here would be dropped unread (and the client think it stored a file).
+        refuseBody(ctx, 'a directory create (a path ending in /)');
+        const { entry, created } = await engine.createDirectory(p.path, who);
+        ctx.status = created ? 201 : 200;
+        setEntryHeaders(ctx, entry);
+        ctx.body = entryJson(entry);
+        return;
+      }
+      const { entry } = await engine.writeFile({
+        path: p.path,
+        body: ctx.req,
+        who,
+        mode: 'create',
+        pre: {},
+        ...uploadChecks(ctx),
+      });
+      ctx.status = 201;
       setEntryHeaders(ctx, entry);
       ctx.body = entryJson(entry);
-      return;
-    }
-    const { entry } = await engine.writeFile({
-      path: p.path,
-      body: ctx.req,
-      who,
-      mode: 'create',
-      pre: {},
-      ...uploadChecks(ctx),
-    });
-    ctx.status = 201;
-    setEntryHeaders(ctx, entry);
-    ctx.body = entryJson(entry);
-  });
+    }),
+  );
 
-  router.put(
-    any,
+  on(
+    'PUT',
     route(async (ctx) => {
       const p = filesPath(ctx);
       if (p.directory) throw errors.invalidRequest('PUT needs a file path, not a directory');
@@ -251,8 +272,8 @@ export function fileRoutes(
     }),
   );
 
-  router.patch(
-    any,
+  on(
+    'PATCH',
     route(async (ctx) => {
       const p = filesPath(ctx);
       const body = await readJson(ctx, patchBody);
@@ -281,8 +302,8 @@ export function fileRoutes(
     }),
   );
 
-  router.delete(
-    any,
+  on(
+    'DELETE',
     route(async (ctx) => {
       const p = filesPath(ctx);
       await refuseFileAsDirectory(engine, p);
