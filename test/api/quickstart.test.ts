@@ -2,7 +2,7 @@
  * Running it (SPEC §1): the quickstart's generated key, `callfs config
  * validate`, and HTTPS. SQLite only: none of this depends on the store.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
 import { tmpdir } from 'node:os';
@@ -11,6 +11,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { CLI, KEYS, startCallFS } from '../helpers/callfs.js';
 import { expectError, startServer } from '../helpers/api.js';
+import { selfSignedCert } from '../helpers/tls.js';
 
 const scratch = mkdtempSync(join(tmpdir(), 'callfs-api-qs-'));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
@@ -245,23 +246,7 @@ describe('callfs config validate', () => {
 
 describe('HTTPS', () => {
   it('serves over TLS with Strict-Transport-Security', async () => {
-    const cert = join(scratch, 'cert.pem');
-    const key = join(scratch, 'key.pem');
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'rsa:2048',
-        '-nodes',
-        '-subj',
-        '/CN=localhost',
-        '-days',
-        '1',
-      ].concat(['-keyout', key, '-out', cert]),
-      { stdio: 'ignore' },
-    );
+    const { cert, key } = selfSignedCert(scratch);
     const srv = await startServer('sqlite', {
       config: { server: { protocol: 'https', cert_file: cert, key_file: key } },
     });

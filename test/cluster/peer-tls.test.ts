@@ -4,7 +4,6 @@
  * cannot verify its peers and answers 503 PEER_UNAVAILABLE for their files.
  * A cluster whose Redis has no password says so at start.
  */
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import https from 'node:https';
 import { tmpdir } from 'node:os';
@@ -14,6 +13,7 @@ import { eventually, serverErrors } from '../helpers/api.js';
 import { KEYS, startCallFS, type CallFSProcess } from '../helpers/callfs.js';
 import { records } from '../helpers/obs.js';
 import { createDatabase, freePort, startRedis, type RedisHandle } from '../helpers/services.js';
+import { selfSignedCert } from '../helpers/tls.js';
 
 let dir: string;
 let ca: Buffer;
@@ -47,24 +47,8 @@ function request(
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'callfs-peer-tls-'));
-  const cert = join(dir, 'cert.pem');
-  const key = join(dir, 'key.pem');
-  // Self-signed for 127.0.0.1: the certificate every node serves, and the CA peers trust.
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-days',
-      '1',
-      '-subj',
-      '/CN=127.0.0.1',
-    ].concat(['-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', key, '-out', cert]),
-    { stdio: 'ignore' },
-  );
+  // The certificate every node serves, and the CA peers trust.
+  const { cert, key } = selfSignedCert(dir);
   ca = readFileSync(cert);
   redis = await startRedis();
   const dsn = await createDatabase(inject('pgDsn'));
