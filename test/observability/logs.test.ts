@@ -73,6 +73,7 @@ describe('logs', () => {
         'user_agent',
         'remote_addr',
         'trace_id',
+        'user',
       ].sort(),
     );
     expect(line).toMatchObject({
@@ -82,6 +83,7 @@ describe('logs', () => {
       status: 200,
       user_agent: UA,
       remote_addr: '127.0.0.1',
+      user: 'alice',
     });
     expect(typeof line.duration).toBe('number');
     expect(line.duration as number).toBeGreaterThan(0);
@@ -142,7 +144,7 @@ describe('logs', () => {
       consoleSrv.logs.find((l) => l.includes('\tHTTP request\t') && l.includes('path=/v1/files/ ')),
     );
     expect(line).toMatch(
-      /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z\tINFO\tHTTP request\tmethod=GET path=\/v1\/files\/ status=200 duration=\d+ms /,
+      /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z\tINFO\tHTTP request\tmethod=GET path=\/v1\/files\/ status=200 duration=\d+ms user_agent=.* user=alice trace_id=/,
     );
     expect(line).toMatch(/ trace_id=[0-9a-f-]{36}$/);
     // No JSON leaks into the console format.

@@ -48,6 +48,8 @@ export function accessLog() {
           duration,
           user_agent: userAgent,
           remote_addr: remoteAddr,
+          // Who did it ("who deleted this?"); null before or without authentication.
+          user: ctx.state.identity?.user ?? null,
           trace_id: ctx.state.requestId,
         },
         'HTTP request',
